@@ -1,0 +1,188 @@
+"""The `pybuild` command line: a parser per subcommand, one place turning errors into exit codes.
+
+Exit codes: 0 success, 1 a check ran and found problems, 2 pybuild could not do its job. A user's
+mistake is one line on stderr (``error: ...``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pybuild import __version__
+from pybuild.config import DEFAULT_LAYER_PATH
+from pybuild.errors import CheckError, PybuildError
+from pybuild.ui import Ui
+
+Command = Callable[[argparse.Namespace, Ui], int]
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layer",
+        type=Path,
+        default=DEFAULT_LAYER_PATH,
+        metavar="PATH",
+        help="the layer definition (default: %(default)s); paths inside it are relative to it",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _add_index(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="package index to use instead of the pip/uv configuration",
+    )
+
+
+def _cmd_lock(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.cache import Cache, default_cache_dir
+    from pybuild.config import load_layer
+    from pybuild.fsutil import atomic_write_text
+    from pybuild.index import configured_indexes
+    from pybuild.lock import create_lock, stale_reasons
+    from pybuild.lockfile import read_lock
+    from pybuild.requirements import load_requirements
+
+    layer = load_layer(args.layer)
+    pins = load_requirements(layer.requirements)
+    if args.check:
+        reasons = stale_reasons(layer, pins, read_lock(layer.lock_path))
+        if reasons:
+            raise CheckError(
+                f"{layer.lock_path} is stale: {'; '.join(reasons)}; run `pybuild lock`"
+            )
+        ui.info(f"{layer.lock_path} is up to date")
+        return 0
+    lock = create_lock(
+        layer,
+        pins,
+        indexes=configured_indexes(args.index_url),
+        cache=Cache(default_cache_dir()),
+        ui=ui,
+    )
+    atomic_write_text(layer.lock_path, lock.to_json())
+    ui.info(
+        f"wrote {layer.lock_path}: runtime {lock.runtime.filename} and "
+        f"{len(lock.wheels)} wheels for {lock.target.arch.value}"
+    )
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.cache import Cache, default_cache_dir
+    from pybuild.config import load_layer
+    from pybuild.fetch import fetch
+    from pybuild.index import configured_indexes
+    from pybuild.lockfile import read_lock
+
+    layer = load_layer(args.layer)
+    lock = read_lock(layer.lock_path)
+    cache = Cache(default_cache_dir())
+    results = fetch(
+        lock,
+        cache,
+        indexes=configured_indexes(args.index_url),
+        ui=ui,
+        offline=args.offline,
+        seed_dir=args.from_dir,
+        runtime_url=args.runtime_url,
+        jobs=args.jobs,
+    )
+    counts = {
+        how: sum(1 for r in results if r.how == how) for how in ("downloaded", "seeded", "cached")
+    }
+    summary = ", ".join(f"{n} {how}" for how, n in counts.items() if n)
+    ui.info(f"{len(results)} artifacts in {cache.root}: {summary}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pybuild",
+        description="Build bit-reproducible AWS Lambda layers (python-build-standalone + pinned "
+        "wheels) for arm64 and x86_64.",
+    )
+    parser.add_argument("--version", action="version", version=f"pybuild {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    lock = commands.add_parser(
+        "lock",
+        help="resolve requirements.txt for the target and write layer/lock.json",
+        description="Resolve the pinned requirements for the layer's target with uv, pick one "
+        "wheel per distribution and write lock.json beside layer.toml.",
+    )
+    _add_common(lock)
+    _add_index(lock)
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that lock.json matches requirements.txt and layer.toml "
+        "(exit 1 if stale); no network",
+    )
+    lock.set_defaults(handler=_cmd_lock)
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="download every artifact of the lock into the cache, verified by sha256",
+        description="Put the runtime and every wheel of lock.json into the content-addressed "
+        "cache ($PYBUILD_CACHE_DIR, default $XDG_CACHE_HOME/pybuild).",
+    )
+    _add_common(fetch)
+    _add_index(fetch)
+    fetch.add_argument(
+        "--offline",
+        action="store_true",
+        help="use only the cache (and --from); fail listing what is missing",
+    )
+    fetch.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="DIR",
+        help="seed the cache from the files in DIR, matched by sha256",
+    )
+    fetch.add_argument(
+        "--runtime-url",
+        metavar="URL",
+        help="download the runtime from URL (a mirror or file://) instead; the "
+        "lock's sha256 still decides",
+    )
+    fetch.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="parallel downloads (default: %(default)s)",
+    )
+    fetch.set_defaults(handler=_cmd_fetch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ui = Ui(quiet=args.quiet)
+    handler: Command = args.handler
+    try:
+        return handler(args, ui)
+    except PybuildError as err:
+        ui.console.print(
+            f"error: {err}",
+            markup=False,
+            soft_wrap=True,
+            style="red" if err.exit_code == 2 else None,
+        )
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,236 @@
+"""`layer.toml`: the human-edited definition of a layer, parsed into frozen dataclasses.
+
+An object of these classes exists only if the file was valid. Every problem found is reported at
+once, each naming the key it concerns (``runtime.sha256: missing``), so a user fixes them in one go.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pybuild.errors import ConfigError
+from pybuild.target import Arch, Target, parse_version2
+
+DEFAULT_LAYER_PATH = Path("layer/layer.toml")
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_LAYER_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}")  # what AWS accepts as a layer name
+_URL_SCHEMES = ("https", "http", "file")  # http is safe only because the sha256 pins the bytes
+_RUNTIME_FLAVORS = ("install_only", "install_only_stripped")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    """A python-build-standalone archive, pinned by content."""
+
+    url: str
+    sha256: str
+    size: int
+    python_version: str
+    release: str
+    triple: str
+    flavor: str
+
+    @property
+    def filename(self) -> str:
+        return urllib.parse.unquote(urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    """A parsed, valid `layer.toml`."""
+
+    path: Path
+    name: str
+    requirements: Path
+    target: Target
+    runtime: Runtime
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.parent / "lock.json"
+
+
+class _Table:
+    """Reads one TOML table, recording problems under dotted key paths instead of raising."""
+
+    def __init__(self, data: dict[str, Any], prefix: str, problems: list[str]) -> None:
+        self._data = data
+        self._prefix = prefix
+        self._problems = problems
+        self._seen: set[str] = set()
+        self.failed = False
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}{key}"
+
+    def problem(self, key: str, text: str) -> None:
+        self.failed = True
+        self._problems.append(f"{self._key(key)}: {text}")
+
+    def get(self, key: str, kind: type, what: str) -> Any:
+        self._seen.add(key)
+        if key not in self._data:
+            self.problem(key, f"missing ({what})")
+            return None
+        value = self._data[key]
+        # bool is an int in Python; a TOML `true` is never a valid size.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.problem(key, f"expected {_TOML_TYPE[kind]}, got {_describe(value)}")
+            return None
+        return value
+
+    def table(self, key: str, what: str) -> _Table | None:
+        value = self.get(key, dict, what)
+        return None if value is None else _Table(value, f"{self._key(key)}.", self._problems)
+
+    def finish(self) -> None:
+        for key in sorted(set(self._data) - self._seen):
+            self.problem(key, "unknown key")
+
+
+_TOML_TYPE: dict[type, str] = {str: "a string", int: "an integer", dict: "a table"}
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"{type(value).__name__} {value!r}"
+
+
+def load_layer(path: Path) -> Layer:
+    """Read and validate `layer.toml`; raise `ConfigError` naming every bad key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (pass --layer PATH)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    return parse_layer(raw, path)
+
+
+def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
+    problems: list[str] = []
+    top = _Table(raw, "", problems)
+
+    name = top.get("name", str, 'the layer\'s name, e.g. "litellm"')
+    if name is not None and not _LAYER_NAME.fullmatch(name):
+        top.problem("name", f"{name!r} is not a valid Lambda layer name (letters, digits, - and _)")
+
+    requirements = top.get("requirements", str, "path of requirements.txt, relative to layer.toml")
+    target = _parse_target(top.table("target", "arch, glibc and python"))
+    runtime = _parse_runtime(top.table("runtime", "url, sha256 and size of the PBS archive"))
+    top.finish()
+
+    if target is not None and runtime is not None:
+        _check_runtime_fits(target, runtime, problems)
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
+    assert target is not None and runtime is not None  # noqa: S101 - no problems means all parsed
+    return Layer(
+        path=path,
+        name=name,
+        requirements=path.parent / requirements,
+        target=target,
+        runtime=runtime,
+    )
+
+
+def _parse_target(table: _Table | None) -> Target | None:
+    if table is None:
+        return None
+    arch_text = table.get("arch", str, "aarch64 or x86_64")
+    glibc_text = table.get("glibc", str, 'the glibc ceiling, e.g. "2.34" for Amazon Linux 2023')
+    python_text = table.get("python", str, 'the Python minor version, e.g. "3.11"')
+    table.finish()
+
+    arch = glibc = python = None
+    if arch_text is not None:
+        try:
+            arch = Arch(arch_text)
+        except ValueError:
+            choices = ", ".join(a.value for a in Arch)
+            table.problem("arch", f"{arch_text!r} is not one of {choices}")
+    if glibc_text is not None:
+        try:
+            glibc = parse_version2(glibc_text, major=2)
+        except ValueError as err:
+            table.problem("glibc", str(err))
+        else:
+            if arch is not None and glibc[1] < arch.oldest_manylinux:
+                table.problem(
+                    "glibc",
+                    f"{glibc_text} is older than any manylinux policy for "
+                    f"{arch.value} (2.{arch.oldest_manylinux})",
+                )
+    if python_text is not None:
+        try:
+            python = parse_version2(python_text, major=3)
+        except ValueError as err:
+            table.problem("python", str(err))
+    if table.failed or arch is None or glibc is None or python is None:
+        return None
+    return Target(arch=arch, glibc=glibc, python=python)
+
+
+def _parse_runtime(table: _Table | None) -> Runtime | None:
+    if table is None:
+        return None
+    url = table.get("url", str, "where the python-build-standalone archive is downloaded")
+    sha256 = table.get("sha256", str, "a runtime URL must be pinned by its sha256")
+    size = table.get("size", int, "the archive's size in bytes")
+    python_version = table.get("python_version", str, 'the runtime\'s Python, e.g. "3.11.15"')
+    release = table.get("release", str, 'the PBS release tag, e.g. "20260414"')
+    triple = table.get("triple", str, 'e.g. "aarch64-unknown-linux-gnu"')
+    flavor = table.get("flavor", str, "install_only or install_only_stripped")
+    table.finish()
+
+    if url is not None:
+        scheme = urllib.parse.urlsplit(url).scheme
+        if scheme not in _URL_SCHEMES:
+            table.problem("url", f"{url!r}: scheme must be one of {', '.join(_URL_SCHEMES)}")
+    if sha256 is not None and not _SHA256.fullmatch(sha256):
+        table.problem("sha256", f"{sha256!r} is not 64 lowercase hex digits")
+    if size is not None and size <= 0:
+        table.problem("size", f"{size} is not a positive number of bytes")
+    if python_version is not None and not re.fullmatch(r"3\.\d+\.\d+", python_version):
+        table.problem("python_version", f"{python_version!r} is not of the form '3.N.M'")
+    if release is not None and not re.fullmatch(r"\d{8}", release):
+        table.problem("release", f"{release!r} is not a PBS release tag (YYYYMMDD)")
+    if triple is not None and not re.fullmatch(r"(aarch64|x86_64)-unknown-linux-gnu", triple):
+        table.problem("triple", f"{triple!r} is not a glibc Linux triple (ARCH-unknown-linux-gnu)")
+    if flavor is not None and flavor not in _RUNTIME_FLAVORS:
+        table.problem("flavor", f"{flavor!r} is not one of {', '.join(_RUNTIME_FLAVORS)}")
+
+    if table.failed:
+        return None
+    return Runtime(
+        url=url,
+        sha256=sha256,
+        size=size,
+        python_version=python_version,
+        release=release,
+        triple=triple,
+        flavor=flavor,
+    )
+
+
+def _check_runtime_fits(target: Target, runtime: Runtime, problems: list[str]) -> None:
+    if not runtime.triple.startswith(f"{target.arch.value}-"):
+        problems.append(
+            f"runtime.triple: {runtime.triple!r} does not match target.arch {target.arch.value!r}"
+        )
+    if not runtime.python_version.startswith(f"{target.python_str}."):
+        problems.append(
+            f"runtime.python_version: {runtime.python_version!r} does not match "
+            f"target.python {target.python_str!r}"
+        )

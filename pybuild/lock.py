@@ -1,0 +1,205 @@
+"""The lock stage: from pinned requirements and a target to `layer/lock.json`.
+
+uv resolves for the target; pybuild then picks exactly one wheel per distribution, the best one
+for the target by packaging's tag order, and refuses anything it cannot pin: a distribution with
+no wheel for the target, or one the resolution needs that `requirements.txt` does not pin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from pybuild.cache import Cache, Unknown
+from pybuild.config import Layer
+from pybuild.errors import LockError
+from pybuild.fetch import download
+from pybuild.index import Indexes, project_files
+from pybuild.lockfile import Lock, LockedWheel, input_digests
+from pybuild.net import RetryPolicy, TransientError
+from pybuild.requirements import Pin
+from pybuild.resolve import Candidate, Resolved, resolve
+from pybuild.target import Target
+from pybuild.ui import Ui
+
+
+def _rank(filename: str, priority: dict[Tag, int]) -> tuple[int, tuple[int, str]] | None:
+    try:
+        _, _, build, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    ranks = [priority[tag] for tag in tags if tag in priority]
+    if not ranks:
+        return None
+    # Best tag first; among equal tags the highest build number wins.
+    return min(ranks), ((-build[0], build[1]) if build else (0, ""))
+
+
+def select_wheel(candidates: Iterable[Candidate], target: Target) -> Candidate | None:
+    """The one wheel to install on `target`, or None when no candidate fits it."""
+    priority = {tag: i for i, tag in enumerate(target.wheel_tags())}
+    ranked = []
+    for candidate in candidates:
+        rank = _rank(candidate.filename, priority)
+        if rank is not None:
+            ranked.append((rank, candidate.filename, candidate))
+    return min(ranked, key=lambda item: item[:2])[2] if ranked else None
+
+
+def describe_tags(target: Target) -> str:
+    """A readable summary of `Target.wheel_tags()` for error messages."""
+    platforms = target.platform_tags()
+    py = target.python_tag
+    return (
+        f"{py}-{py}, {py}-abi3 (and older abi3), py3-none on {platforms[0]} down to "
+        f"{platforms[-1]}, then py3-none-any"
+    )
+
+
+def _no_wheel(name: str, version: str, target: Target, available: list[str]) -> LockError:
+    have = ", ".join(sorted(available)) if available else "no files at all"
+    return LockError(
+        f"{name}=={version} has no wheel for {target.arch.value} glibc {target.glibc_str} "
+        f"Python {target.python_str} (tags searched: {describe_tags(target)}); the index has: "
+        f"{have}"
+    )
+
+
+def _diagnose(
+    error: LockError, pins: list[Pin], target: Target, indexes: Indexes, retry: RetryPolicy
+) -> LockError:
+    """Turn uv's failure into a precise one where a pinned distribution lacks a target wheel."""
+    message = str(error).lower()
+    for pin in pins:
+        if pin.name not in message and pin.name.replace("-", "_") not in message:
+            continue
+        files: list[str] = []
+        for index_url in indexes.urls:
+            try:
+                listed = project_files(index_url, pin.name, retry)
+            except (OSError, TransientError, ValueError):
+                continue
+            files += [f.filename for f in listed if _is_version(f.filename, pin)]
+        wheels = [Candidate(f, "", None, None) for f in files if f.endswith(".whl")]
+        if select_wheel(wheels, target) is None:
+            return _no_wheel(pin.name, pin.version, target, files)
+    return error
+
+
+def _is_version(filename: str, pin: Pin) -> bool:
+    """Whether an index file (wheel or sdist) is a release of exactly `pin`."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+        return name == pin.name and version == Version(pin.version)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return False
+
+
+def create_lock(
+    layer: Layer,
+    pins: list[Pin],
+    *,
+    indexes: Indexes,
+    cache: Cache,
+    ui: Ui,
+    retry: RetryPolicy | None = None,
+) -> Lock:
+    retry = retry or RetryPolicy()
+    target = layer.target
+    ui.info(
+        f"resolving {len(pins)} pins for {target.arch.value} glibc {target.glibc_str} "
+        f"Python {layer.runtime.python_version} with uv ({indexes.primary})"
+    )
+    try:
+        resolved = resolve(pins, target, layer.runtime.python_version, indexes)
+    except LockError as err:
+        raise _diagnose(err, pins, target, indexes, retry) from None
+
+    pinned = {pin.name for pin in pins}
+    unpinned = [f"{r.name}=={r.version}" for r in resolved if r.name not in pinned]
+    if unpinned:
+        raise LockError(
+            f"{layer.requirements}: the resolution needs {', '.join(unpinned)}, "
+            "which are not pinned; add them (every package of the closure is "
+            "pinned with ==)"
+        )
+
+    chosen = [(package, _choose(package, target)) for package in resolved]
+    unmeasured = [best for _, best in chosen if best.sha256 is None or best.size is None]
+    if unmeasured:
+        # Plain PEP 503 pages carry no size (and some no hash): measure the real files.
+        ui.info(f"{len(unmeasured)} wheels are listed without size or sha256; measuring them")
+    wheels = [
+        _measure(package, best, cache, ui, retry)
+        for package, best in sorted(chosen, key=lambda item: item[0].name)
+    ]
+    return Lock(
+        name=layer.name,
+        target=target,
+        runtime=layer.runtime,
+        wheels=tuple(wheels),
+        inputs=input_digests(layer, pins),
+    )
+
+
+def _choose(package: Resolved, target: Target) -> Candidate:
+    best = select_wheel(package.wheels, target)
+    if best is None:
+        available = [w.filename for w in package.wheels]
+        if package.sdist is not None:
+            available.append(package.sdist.filename)
+        raise _no_wheel(package.name, package.version, target, available)
+    return best
+
+
+def _measure(
+    package: Resolved, best: Candidate, cache: Cache, ui: Ui, retry: RetryPolicy
+) -> LockedWheel:
+    """The locked wheel; its size (and sha256) measured on the real file where not listed."""
+    sha256, size = best.sha256, best.size
+    if size is None and sha256 is not None:
+        size = cache.size_if_holds(sha256)
+    if sha256 is None or size is None:
+        try:
+            _, measured_sha256, size = download(
+                Unknown(best.filename), best.url, cache, retry=retry, ui=ui
+            )
+        except (OSError, TransientError) as err:
+            raise LockError(f"{best.filename}: cannot download from {best.url} ({err})") from None
+        if sha256 is not None and measured_sha256 != sha256:
+            raise LockError(
+                f"{best.filename}: the index lists sha256 {sha256}, the file has {measured_sha256}"
+            )
+        sha256 = measured_sha256
+    return LockedWheel(
+        name=package.name, version=package.version, filename=best.filename, sha256=sha256, size=size
+    )
+
+
+def stale_reasons(layer: Layer, pins: list[Pin], lock: Lock) -> list[str]:
+    """Why `lock` no longer matches the inputs (empty when it is current)."""
+    current = input_digests(layer, pins)
+    reasons = []
+    if lock.inputs.layer != current.layer:
+        reasons.append(f"{layer.path} changed (name, target or runtime)")
+    if lock.inputs.requirements != current.requirements:
+        locked = {w.name: w.version for w in lock.wheels}
+        changed = [
+            f"{p.name} {locked.get(p.name, 'absent')} -> {p.version}"
+            for p in pins
+            if locked.get(p.name) != p.version
+        ]
+        detail = f" ({', '.join(changed[:5])})" if changed else ""
+        reasons.append(f"{layer.requirements} changed{detail}")
+    return reasons

@@ -1,0 +1,274 @@
+"""Test builders: wheels from small dicts, a package index served on loopback, layer definitions.
+
+Nothing binary is committed for these tests; every wheel and archive is made in tmp_path.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def make_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    tag: str = "py3-none-any",
+    *,
+    requires: list[str] | None = None,
+    files: dict[str, bytes] | None = None,
+) -> Path:
+    """Build a valid wheel (METADATA, WHEEL, RECORD with hashes) and return its path."""
+    dist = canonicalize_name(name).replace("-", "_")
+    filename = f"{dist}-{version}-{tag}.whl"
+    dist_info = f"{dist}-{version}.dist-info"
+    contents: dict[str, bytes] = dict(files or {f"{dist}/__init__.py": b"VALUE = 1\n"})
+    metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    metadata += [f"Requires-Dist: {r}" for r in requires or []]
+    contents[f"{dist_info}/METADATA"] = ("\n".join(metadata) + "\n").encode()
+    py_tag, abi_tag, plat_tag = tag.split("-")
+    purelib = "true" if plat_tag == "any" else "false"
+    wheel_lines = ["Wheel-Version: 1.0", "Generator: pybuild-tests", f"Root-Is-Purelib: {purelib}"]
+    wheel_lines += [
+        f"Tag: {py}-{abi}-{plat}"
+        for py in py_tag.split(".")
+        for abi in abi_tag.split(".")
+        for plat in plat_tag.split(".")
+    ]
+    contents[f"{dist_info}/WHEEL"] = ("\n".join(wheel_lines) + "\n").encode()
+    record = [f"{path},{_record_hash(data)},{len(data)}" for path, data in contents.items()]
+    record.append(f"{dist_info}/RECORD,,")
+    contents[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in contents.items():
+            archive.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), data)
+    return path
+
+
+def make_sdist(directory: Path, name: str, version: str) -> Path:
+    dist = canonicalize_name(name).replace("-", "_")
+    path = directory / f"{dist}-{version}.tar.gz"
+    directory.mkdir(parents=True, exist_ok=True)
+    pkg_info = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo(f"{dist}-{version}/PKG-INFO")
+        info.size = len(pkg_info)
+        archive.addfile(info, io.BytesIO(pkg_info))
+    return path
+
+
+def make_runtime_archive(
+    directory: Path,
+    name: str = "cpython-3.11.15+20260414-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz",
+    payload: bytes = b"#!/bin/false\n",
+) -> Path:
+    """A small tarball in PBS layout (python/bin/python3.11) standing in for a runtime archive."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("python/bin/python3.11")
+        info.size = len(payload)
+        info.mode = 0o755
+        archive.addfile(info, io.BytesIO(payload))
+    return path
+
+
+@dataclass
+class IndexServer:
+    """A PEP 503/691 index on loopback whose file responses can be made to fail on purpose.
+
+    `faults[filename]` is a list consumed one per request: "500" (server error), "truncate"
+    (half the body, then the connection closes), "corrupt" (right length, wrong bytes), "drop"
+    (close without answering). Every request path is logged in `requests`.
+    """
+
+    root: Path
+    json_pages: bool = False
+    hashes_in_pages: bool = True
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    projects: dict[str, list[Path]] = field(default_factory=dict)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/simple/"
+
+    def file_url(self, filename: str) -> str:
+        return f"http://127.0.0.1:{self.port}/files/{filename}"
+
+    def add(self, *paths: Path) -> None:
+        for path in paths:
+            project = canonicalize_name(path.name.split("-")[0])
+            self.projects.setdefault(project, []).append(path)
+
+    def page(self, project: str, as_json: bool) -> bytes | None:
+        files = self.projects.get(project)
+        if files is None:
+            return None
+        if as_json:
+            entries = [
+                {
+                    "filename": p.name,
+                    "url": f"../../files/{p.name}",
+                    "hashes": {"sha256": sha256_of(p)} if self.hashes_in_pages else {},
+                    "size": p.stat().st_size,
+                }
+                for p in files
+            ]
+            return json.dumps(
+                {"meta": {"api-version": "1.1"}, "name": project, "files": entries}
+            ).encode()
+        links = []
+        for p in files:
+            fragment = f"#sha256={sha256_of(p)}" if self.hashes_in_pages else ""
+            links.append(
+                f'<a href="../../files/{html.escape(p.name)}{fragment}">'
+                f"{html.escape(p.name)}</a><br/>"
+            )
+        return ("<!DOCTYPE html><html><body>" + "".join(links) + "</body></html>").encode()
+
+    def find(self, filename: str) -> Path | None:
+        for files in self.projects.values():
+            for p in files:
+                if p.name == filename:
+                    return p
+        return None
+
+
+def _handler(server_state: IndexServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _send(
+            self,
+            code: int,
+            body: bytes,
+            content_type: str,
+            head: bool = False,
+            length: int | None = None,
+        ) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body) if length is None else length))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            self.do_GET(head=True)
+
+        def do_GET(self, head: bool = False) -> None:
+            server_state.requests.append(self.path)
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if len(parts) == 2 and parts[0] == "simple":
+                as_json = server_state.json_pages and "json" in self.headers.get("Accept", "")
+                body = server_state.page(canonicalize_name(parts[1]), as_json)
+                if body is None:
+                    self._send(404, b"not found", "text/plain", head)
+                    return
+                kind = "application/vnd.pypi.simple.v1+json" if as_json else "text/html"
+                self._send(200, body, kind, head)
+                return
+            if len(parts) == 2 and parts[0] == "files":
+                path = server_state.find(parts[1])
+                if path is None:
+                    self._send(404, b"not found", "text/plain", head)
+                    return
+                data = path.read_bytes()
+                pending = server_state.faults.get(parts[1])
+                fault = pending.pop(0) if pending and not head else None
+                if fault == "500":
+                    self._send(500, b"boom", "text/plain")
+                elif fault == "truncate":
+                    self._send(
+                        200, data[: len(data) // 2], "application/octet-stream", length=len(data)
+                    )
+                    self.close_connection = True
+                elif fault == "corrupt":
+                    self._send(
+                        200,
+                        bytes(b ^ 0xFF for b in data[:64]) + data[64:],
+                        "application/octet-stream",
+                    )
+                elif fault == "drop":
+                    self.close_connection = True
+                else:
+                    self._send(200, data, "application/octet-stream", head)
+                return
+            self._send(404, b"not found", "text/plain", head)
+
+    return Handler
+
+
+def serve_index(state: IndexServer) -> Iterator[IndexServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.port = server.server_address[1]
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def write_layer(
+    directory: Path,
+    requirements: str,
+    *,
+    runtime: Path | None = None,
+    arch: str = "aarch64",
+    glibc: str = "2.34",
+    name: str = "testlayer",
+    extra: str = "",
+) -> Path:
+    """Write layer.toml + requirements.txt; the runtime is a local file:// URL when given."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "requirements.txt").write_text(requirements, encoding="utf-8")
+    if runtime is None:
+        runtime = make_runtime_archive(
+            directory / "runtime",
+            name=f"cpython-3.11.15+20260414-{arch}-unknown-linux-gnu-install_only_stripped.tar.gz",
+        )
+    layer = directory / "layer.toml"
+    layer.write_text(
+        f'name = "{name}"\n'
+        'requirements = "requirements.txt"\n'
+        f"{extra}"
+        "[target]\n"
+        f'arch = "{arch}"\nglibc = "{glibc}"\npython = "3.11"\n'
+        "[runtime]\n"
+        f'url = "{runtime.as_uri()}"\n'
+        f'sha256 = "{sha256_of(runtime)}"\n'
+        f"size = {runtime.stat().st_size}\n"
+        'python_version = "3.11.15"\nrelease = "20260414"\n'
+        f'triple = "{arch}-unknown-linux-gnu"\nflavor = "install_only_stripped"\n',
+        encoding="utf-8",
+    )
+    return layer

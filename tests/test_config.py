@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from pybuild.config import load_layer
+from pybuild.errors import ConfigError
+from pybuild.target import Arch
+
+GOOD = """\
+name = "demo"
+requirements = "requirements.txt"
+[target]
+arch = "aarch64"
+glibc = "2.34"
+python = "3.11"
+[runtime]
+url = "https://example.invalid/cpython.tar.gz"
+sha256 = "e244df64d3f281d2cf33f492499a33a1cf5d872936ffc402ece48b833819c2a7"
+size = 31632848
+python_version = "3.11.15"
+release = "20260414"
+triple = "aarch64-unknown-linux-gnu"
+flavor = "install_only_stripped"
+"""
+
+
+def _load(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "layer.toml"
+    path.write_text(text, encoding="utf-8")
+    load_layer(path)
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_reference_layer_is_valid() -> None:
+    layer = load_layer(REPO / "layer" / "layer.toml")
+    assert layer.target.arch is Arch.AARCH64
+    assert layer.target.glibc == (2, 34)
+    assert layer.runtime.sha256.startswith("e244df64")
+    assert layer.runtime.size == 31632848
+    assert layer.runtime.filename == (
+        "cpython-3.11.15+20260414-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz"
+    )
+    assert layer.requirements == REPO / "layer" / ".." / "requirements.txt"
+    assert layer.lock_path == REPO / "layer" / "lock.json"
+
+
+def test_good_layer_parses(tmp_path: Path) -> None:
+    _load(tmp_path, GOOD)
+
+
+def test_runtime_url_without_sha256(tmp_path: Path) -> None:
+    message = _error(tmp_path, GOOD.replace('sha256 = "e244', 'x = "'))
+    assert "runtime.sha256: missing (a runtime URL must be pinned by its sha256)" in message
+    assert "runtime.x: unknown key" in message
+
+
+def test_malformed_toml(tmp_path: Path) -> None:
+    message = _error(tmp_path, GOOD + "[target\n")
+    assert "invalid TOML" in message and "layer.toml" in message
+
+
+def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
+    text = (
+        GOOD.replace('arch = "aarch64"', 'arch = "arm"')
+        .replace('glibc = "2.34"', 'glibc = "234"')
+        .replace("size = 31632848", "size = true")
+        .replace('name = "demo"', 'name = "demo layer"')
+        .replace('flavor = "install_only_stripped"', 'flavor = "full"')
+    )
+    message = _error(tmp_path, text)
+    assert "target.arch: 'arm' is not one of aarch64, x86_64" in message
+    assert "target.glibc: '234' is not of the form '2.N'" in message
+    assert "runtime.size: expected an integer, got bool True" in message
+    assert "name: 'demo layer' is not a valid Lambda layer name" in message
+    assert "runtime.flavor: 'full' is not one of" in message
+
+
+def test_runtime_must_fit_target(tmp_path: Path) -> None:
+    text = GOOD.replace('arch = "aarch64"', 'arch = "x86_64"').replace(
+        'python = "3.11"', 'python = "3.12"'
+    )
+    message = _error(tmp_path, text)
+    assert (
+        "runtime.triple: 'aarch64-unknown-linux-gnu' does not match target.arch 'x86_64'" in message
+    )
+    assert "runtime.python_version: '3.11.15' does not match target.python '3.12'" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('sha256 = "e244', 'sha256 = "E244', "runtime.sha256: 'E244"),
+        (
+            'url = "https:',
+            'url = "ftp:',
+            "runtime.url: 'ftp://example.invalid/cpython.tar.gz': scheme",
+        ),
+        ("[target]", "[targets]", "target: missing"),
+        ("size = 31632848", "size = 0", "runtime.size: 0 is not a positive number of bytes"),
+        ('glibc = "2.34"', 'glibc = "2.12"', "older than any manylinux policy for aarch64"),
+        ('release = "20260414"', 'release = "latest"', "runtime.release: 'latest' is not a PBS"),
+        (
+            'requirements = "requirements.txt"',
+            "requirements = 3",
+            "requirements: expected a string",
+        ),
+    ],
+)
+def test_bad_values(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    assert expected in _error(tmp_path, GOOD.replace(old, new))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_layer(tmp_path / "nope.toml")
+
+
+def test_x86_64_target(tmp_path: Path) -> None:
+    path = tmp_path / "layer.toml"
+    path.write_text(
+        GOOD.replace('arch = "aarch64"', 'arch = "x86_64"').replace(
+            "aarch64-unknown", "x86_64-unknown"
+        ),
+        encoding="utf-8",
+    )
+    assert load_layer(path).target.arch is Arch.X86_64

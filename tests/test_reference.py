@@ -1,0 +1,77 @@
+"""The committed reference layer: its lock is current, and the real index reproduces it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from pybuild.cache import Cache, file_sha256
+from pybuild.config import load_layer
+from pybuild.fetch import fetch_artifacts, lock_artifacts
+from pybuild.index import configured_indexes
+from pybuild.lockfile import read_lock
+from pybuild.ui import Ui
+
+
+def test_reference_lock_is_current() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pybuild", "lock", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_reference_lock_matches_layer_definition() -> None:
+    layer = load_layer(REPO / "layer" / "layer.toml")
+    lock = read_lock(layer.lock_path)
+    assert lock.runtime == layer.runtime
+    assert lock.target == layer.target
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_relocking_against_the_real_index_reproduces_the_lock(tmp_path: Path) -> None:
+    copy = tmp_path / "repo"
+    (copy / "layer").mkdir(parents=True)
+    shutil.copy(REPO / "layer" / "layer.toml", copy / "layer")
+    shutil.copy(REPO / "requirements.txt", copy)
+    env = {**os.environ, "PYBUILD_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pybuild", "lock", "-q"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (copy / "layer" / "lock.json").read_bytes() == (
+        REPO / "layer" / "lock.json"
+    ).read_bytes()
+
+
+@pytest.mark.network
+def test_fetch_real_wheels_through_the_configured_index(tmp_path: Path) -> None:
+    """The lock names no host: the wheels are found through this machine's index configuration."""
+    lock = read_lock(REPO / "layer" / "lock.json")
+    # The three smallest wheels; the runtime's host (GitHub) is not reachable from CI.
+    artifacts = [a for a in lock_artifacts(lock) if a.kind == "wheel"]
+    smallest = sorted(artifacts, key=lambda a: a.want.size)[:3]
+    cache = Cache(tmp_path / "cache")
+    results = fetch_artifacts(smallest, cache, indexes=configured_indexes(), ui=Ui(quiet=True))
+    assert [r.how for r in results] == ["downloaded"] * 3
+    for artifact in smallest:
+        assert file_sha256(cache.path(artifact.want.sha256)) == (
+            artifact.want.sha256,
+            artifact.want.size,
+        )

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from pybuild.errors import ConfigError
+from pybuild.requirements import load_requirements, parse_requirements
+
+
+def test_reference_requirements_are_all_pinned() -> None:
+    pins = load_requirements(REPO / "requirements.txt")
+    names = {p.name for p in pins}
+    assert "litellm" in names
+    assert next(p for p in pins if p.name == "litellm").version == "1.78.7"
+    assert len(pins) > 40  # the whole closure, not just litellm
+
+
+def test_comments_continuations_markers_and_extras() -> None:
+    pins = parse_requirements(
+        "# a comment\n"
+        "Foo_Bar==1.0  # why this pin\n"
+        "baz[Extra]==2.0 ; \\\n  sys_platform == 'linux'\n"
+        "\n",
+        "req.txt",
+    )
+    assert [str(p) for p in pins] == ['baz[extra]==2.0 ; sys_platform == "linux"', "foo-bar==1.0"]
+    assert pins[0].line == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("foo>=1.0\n", "req.txt:1: foo>=1.0 is not pinned: use foo==VERSION"),
+        ("foo==1.*\n", "foo==1.* is not pinned"),
+        ("foo\n", "foo is not pinned"),
+        ("foo==1,<2\n", "is not pinned"),
+        ("foo==1.0\nbar==1\nFOO==2.0\n", "req.txt:3: foo==2.0 conflicts with foo==1.0 on line 1"),
+        ("foo==1.0\nfoo==1.0\n", "foo is pinned twice (also line 1)"),
+        ("-r other.txt\n", "req.txt:1: pip options are not supported here (-r)"),
+        ("foo==1.0 --hash=sha256:abc\n", "per-requirement options are not supported (--hash)"),
+        ("foo==\n", "invalid requirement 'foo==': Expected semicolon"),
+        ("foo @ https://example.invalid/foo.whl\n", "direct URL references are not supported"),
+        ("foo===\n", "foo=== is not pinned"),
+        ("# only comments\n", "no requirements"),
+    ],
+)
+def test_rejected(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_requirements(text, "req.txt")
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_all_problems_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_requirements("a>=1\nb\n", "req.txt")
+    assert "req.txt:1:" in str(info.value) and "req.txt:2:" in str(info.value)
