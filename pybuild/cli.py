@@ -100,6 +100,89 @@ def _cmd_fetch(args: argparse.Namespace, ui: Ui) -> int:
     return 0
 
 
+def _cmd_strip(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.strip import strip_paths
+
+    missing = [str(p) for p in args.paths if not p.exists() and not p.is_symlink()]
+    if missing:
+        raise PybuildError(f"no such file or directory: {', '.join(missing)}")
+    results = strip_paths(args.paths)
+    for result in results:
+        if result.status == "stripped":
+            ui.info(
+                f"stripped  {result.path}: {result.size_before:,} -> {result.size_after:,} "
+                f"bytes (-{result.saved:,})"
+            )
+        elif result.status == "refused":
+            ui.warn(f"left as it was: {result.path}: {result.reason}")
+        else:
+            ui.info(f"unchanged {result.path}: {result.reason}")
+    before = sum(r.size_before for r in results)
+    after = sum(r.size_after for r in results)
+    stripped = sum(1 for r in results if r.status == "stripped")
+    ui.info(
+        f"{len(results)} ELF files, {stripped} stripped: {before:,} -> {after:,} bytes "
+        f"(saved {before - after:,})"
+    )
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.target import Arch, parse_version2
+    from pybuild.verify import verify_path, verify_target
+
+    if args.arch or args.glibc:
+        if not (args.arch and args.glibc):
+            raise PybuildError("--arch and --glibc go together (or use --layer)")
+        try:
+            glibc = parse_version2(args.glibc, major=2)
+        except ValueError as err:
+            raise PybuildError(f"--glibc: {err}") from None
+        target = verify_target(Arch(args.arch), glibc, args.profile)
+    else:
+        from pybuild.config import load_layer
+
+        layer = load_layer(args.layer)
+        target = verify_target(layer.target.arch, layer.target.glibc, args.profile or layer.profile)
+    if not args.path.exists():
+        raise PybuildError(f"{args.path}: no such file or directory")
+    report = verify_path(args.path, target)
+    if args.json:
+        from pybuild.fsutil import atomic_write_text
+        from pybuild.lockfile import dumps_stable
+
+        atomic_write_text(
+            args.json,
+            dumps_stable(
+                {
+                    "elf_files": list(report.elf_files),
+                    "ok": report.ok,
+                    "problems": [
+                        {"expected": p.expected, "found": p.found, "path": p.path, "what": p.what}
+                        for p in report.problems
+                    ],
+                    "target": {
+                        "arch": target.arch.value,
+                        "glibc": f"{target.glibc[0]}.{target.glibc[1]}",
+                        "policy": target.policy.name,
+                        "profile": target.profile.name,
+                    },
+                }
+            ),
+        )
+    if report.ok:
+        ui.info(f"{args.path}: {len(report.elf_files)} ELF files fit {target.describe()}")
+        return 0
+    bad_files = len({p.path for p in report.problems})
+    print(
+        f"{args.path}: {len(report.problems)} problems in {bad_files} of "
+        f"{len(report.elf_files)} ELF files for {target.describe()}:"
+    )
+    for problem in report.problems:
+        print(f"  {problem}")
+    return 1
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -166,6 +249,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="parallel downloads (default: %(default)s)",
     )
     fetch.set_defaults(handler=_cmd_fetch)
+
+    strip = commands.add_parser(
+        "strip",
+        help="strip ELF files in place, never touching a loadable byte",
+        description="Remove symbol tables, debug info and every other non-allocated section "
+        "from ELF files (directories recursively), keeping each file's loadable "
+        "bytes identical. Files that cannot be handled safely are left as they were "
+        "and reported.",
+    )
+    strip.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    strip.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    strip.set_defaults(handler=_cmd_strip)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check every ELF file of a layer (zip or directory) against the target",
+        description="Report, all at once, every ELF file that would not run on the target: "
+        "wrong architecture, symbol versions above the target's manylinux policy, "
+        "libraries neither in the layer nor on the system, RPATHs leaving the "
+        "layer, unreadable files. Exit 1 if there is any.",
+    )
+    verify.add_argument(
+        "path",
+        type=Path,
+        metavar="PATH",
+        help="a layer zip or directory (its root is what Lambda mounts at /opt)",
+    )
+    _add_common(verify)
+    verify.add_argument(
+        "--arch",
+        choices=["aarch64", "x86_64"],
+        help="target architecture (with --glibc, instead of --layer)",
+    )
+    verify.add_argument("--glibc", metavar="2.N", help="target glibc ceiling, e.g. 2.34")
+    verify.add_argument(
+        "--profile", metavar="NAME", help="system profile (default: the one for the glibc version)"
+    )
+    verify.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    verify.set_defaults(handler=_cmd_verify)
     return parser
 
 

@@ -50,6 +50,7 @@ class Layer:
     requirements: Path
     target: Target
     runtime: Runtime
+    profile: str | None = None  # the system profile (pybuild/data/profiles.toml); None: by glibc
 
     @property
     def lock_path(self) -> Path:
@@ -84,6 +85,12 @@ class _Table:
             self.problem(key, f"expected {_TOML_TYPE[kind]}, got {_describe(value)}")
             return None
         return value
+
+    def optional(self, key: str, kind: type) -> Any:
+        if key not in self._data:
+            self._seen.add(key)
+            return None
+        return self.get(key, kind, "")
 
     def table(self, key: str, what: str) -> _Table | None:
         value = self.get(key, dict, what)
@@ -127,7 +134,11 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
         top.problem("name", f"{name!r} is not a valid Lambda layer name (letters, digits, - and _)")
 
     requirements = top.get("requirements", str, "path of requirements.txt, relative to layer.toml")
-    target = _parse_target(top.table("target", "arch, glibc and python"))
+    target_table = top.table("target", "arch, glibc and python")
+    profile = None
+    if target_table is not None:
+        profile = target_table.optional("profile", str)
+    target = _parse_target(target_table)
     runtime = _parse_runtime(top.table("runtime", "url, sha256 and size of the PBS archive"))
     top.finish()
 
@@ -142,6 +153,7 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
         requirements=path.parent / requirements,
         target=target,
         runtime=runtime,
+        profile=profile,
     )
 
 

@@ -1,0 +1,120 @@
+"""What a target allows its binaries: system libraries (ours) and symbol versions (auditwheel's).
+
+`Profile`s come from `pybuild/data/profiles.toml`. Symbol-version ceilings come from auditwheel's
+`manylinux-policy.json` (read as data from the installed, pinned auditwheel; none of its code
+runs): for glibc 2.34 that is manylinux_2_34's sets, for 2.26 manylinux_2_26's.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+import json
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from pybuild.elf import SymbolVersion
+from pybuild.errors import ConfigError
+from pybuild.target import Arch, parse_version2
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    description: str
+    glibc: tuple[int, int]
+    system_libraries: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A manylinux policy's symbol versions for one architecture."""
+
+    name: str
+    arch: Arch
+    allowed: dict[str, frozenset[str]]  # prefix ("GLIBC") -> version strings ("2.17", ...)
+
+    def ceiling(self, prefix: str) -> str:
+        """The highest numbered version allowed for `prefix`, e.g. ``GLIBC_2.34``."""
+        numbered = [SymbolVersion.parse(f"{prefix}_{v}") for v in self.allowed[prefix]]
+        return max(v for v in numbered if v.prefix == prefix).name
+
+    def violation(self, name: str) -> str | None:
+        """None if `name` (e.g. ``GLIBCXX_3.4.30``) is allowed or not governed by the policy;
+        otherwise what is allowed instead."""
+        if name == "GLIBC_PRIVATE":
+            return "no GLIBC_PRIVATE (glibc's internal ABI, different in every release)"
+        prefixes = [p for p in self.allowed if name.startswith(f"{p}_")]
+        if not prefixes:
+            return None  # a version of a library the policy does not govern
+        prefix = max(prefixes, key=len)
+        if name[len(prefix) + 1 :] in self.allowed[prefix]:
+            return None
+        return f"at most {self.ceiling(prefix)} ({self.name})"
+
+
+@cache
+def load_profiles() -> dict[str, Profile]:
+    text = importlib.resources.files("pybuild").joinpath("data/profiles.toml").read_text("utf-8")
+    profiles = {}
+    for name, raw in tomllib.loads(text).items():
+        profiles[name] = Profile(
+            name=name,
+            description=raw["description"],
+            glibc=parse_version2(raw["glibc"], major=2),
+            system_libraries=frozenset(raw["system_libraries"]),
+        )
+    return profiles
+
+
+def profile_for(glibc: tuple[int, int], name: str | None = None) -> Profile:
+    """The named profile, or the one whose glibc is `glibc`."""
+    profiles = load_profiles()
+    known = ", ".join(f"{p.name} (glibc {p.glibc[0]}.{p.glibc[1]})" for p in profiles.values())
+    if name is not None:
+        if name not in profiles:
+            raise ConfigError(f"unknown system profile {name!r}; known: {known}")
+        profile = profiles[name]
+        if profile.glibc != glibc:
+            raise ConfigError(
+                f"profile {name} has glibc {profile.glibc[0]}.{profile.glibc[1]}, "
+                f"not {glibc[0]}.{glibc[1]}"
+            )
+        return profile
+    for profile in profiles.values():
+        if profile.glibc == glibc:
+            return profile
+    raise ConfigError(f"no system profile for glibc {glibc[0]}.{glibc[1]}; known: {known}")
+
+
+@cache
+def _manylinux_policies() -> list[dict[str, object]]:
+    located = importlib.metadata.distribution("auditwheel").locate_file(
+        "auditwheel/policy/manylinux-policy.json"
+    )
+    data: list[dict[str, object]] = json.loads(Path(str(located)).read_text(encoding="utf-8"))
+    return data
+
+
+def load_policy(arch: Arch, glibc: tuple[int, int]) -> Policy:
+    """The manylinux policy for `glibc` (the newest one not above it) and `arch`."""
+    best: tuple[int, dict[str, object]] | None = None
+    for raw in _manylinux_policies():
+        name = str(raw["name"])
+        if not name.startswith("manylinux_2_"):
+            continue
+        minor = int(name.removeprefix("manylinux_2_"))
+        if minor <= glibc[1] and (best is None or minor > best[0]):
+            best = (minor, raw)
+    if best is None or glibc[0] != 2:
+        raise ConfigError(f"no manylinux policy for glibc {glibc[0]}.{glibc[1]}")
+    raw = best[1]
+    versions = raw["symbol_versions"]
+    assert isinstance(versions, dict)  # noqa: S101 - auditwheel's schema
+    per_arch = versions.get(arch.value)
+    if per_arch is None:
+        raise ConfigError(f"{raw['name']} has no symbol versions for {arch.value}")
+    allowed = {prefix: frozenset(values) for prefix, values in per_arch.items()}
+    return Policy(name=str(raw["name"]), arch=arch, allowed=allowed)

@@ -1,0 +1,218 @@
+"""`pybuild verify`: every problem of every ELF file, each with what was expected and found."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pybuild.cli import main
+from pybuild.errors import PybuildError
+from pybuild.layerzip import LayerZipError
+from pybuild.target import Arch
+from pybuild.verify import verify_path, verify_target
+
+FIXTURES = Path(__file__).parent / "fixtures" / "elf"
+SITE = "python/lib/python3.11/site-packages"
+AL2023 = verify_target(Arch.AARCH64, (2, 34))
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A layer root holding fixtures at the given layer paths."""
+    root = tmp_path / "layer"
+    for rel, fixture in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / fixture, root / rel)
+    return root
+
+
+def _problems(root: Path, target: object = AL2023) -> list[str]:
+    return [str(p) for p in verify_path(root, target).problems]  # type: ignore[arg-type]
+
+
+def test_clean_layer(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {f"{SITE}/pkg/_mod.so": "good-aarch64.so", "python/bin/python3.11": "hello-aarch64"},
+    )
+    (root / SITE / "pkg" / "__init__.py").write_text("")
+    report = verify_path(root, AL2023)
+    assert report.ok
+    assert report.elf_files == ("python/bin/python3.11", f"{SITE}/pkg/_mod.so")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("good-x86_64.so", "architecture: expected aarch64 (ELF64 LSB), found x86_64 (ELF64 LSB)"),
+        ("good-i686.so", "architecture: expected aarch64 (ELF64 LSB), found i386 (ELF32 LSB)"),
+        (
+            "needs-glibc-2.38.so",
+            "symbol version from libc.so.6: expected at most GLIBC_2.34 "
+            "(manylinux_2_34), found GLIBC_2.38",
+        ),
+        (
+            "needs-glibcxx-3.4.30.so",
+            "symbol version from libstdc++.so.6: expected at most "
+            "GLIBCXX_3.4.29 (manylinux_2_34), found GLIBCXX_3.4.30",
+        ),
+        ("needs-glibc-private.so", "symbol version from libc.so.6: expected no GLIBC_PRIVATE"),
+        (
+            "needs-libmissing.so",
+            "DT_NEEDED libmissing.so.1: expected inside the layer (searched "
+            "/opt/python/lib/python3.11/site-packages/pkg/vendor, /opt/lib) ",
+        ),
+        (
+            "abs-runpath.so",
+            "RUNPATH /home/build/lib: expected a directory inside the layer "
+            "(/opt/... or $ORIGIN/...), found /home/build/lib, outside the layer",
+        ),
+        (
+            "relative-runpath.so",
+            "RUNPATH build/lib: expected an absolute or $ORIGIN path, found a relative path",
+        ),
+        (
+            "origin-escape-rpath.so",
+            "RPATH $ORIGIN/../../../../../../usr/lib: expected a directory inside the layer",
+        ),
+    ],
+)
+def test_each_bad_file(tmp_path: Path, fixture: str, expected: str) -> None:
+    name = "needs-libmissing-origin.so" if fixture == "needs-libmissing.so" else fixture
+    root = _tree(tmp_path, {f"{SITE}/pkg/_mod.so": name})
+    problems = _problems(root)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{SITE}/pkg/_mod.so: {expected}")
+
+
+def test_needed_library_found_inside_the_layer(tmp_path: Path) -> None:
+    for where in (
+        f"{SITE}/pkg/vendor/libmissing.so.1",  # RUNPATH $ORIGIN/vendor
+        "lib/libmissing.so.1",  # /opt/lib, on Lambda's LD_LIBRARY_PATH
+        f"{SITE}/pkg.libs/libmissing.so.1",
+    ):  # an auditwheel-style .libs directory
+        root = _tree(
+            tmp_path / where.replace("/", "_"),
+            {f"{SITE}/pkg/_mod.so": "needs-libmissing-origin.so", where: "libmissing.so.1"},
+        )
+        assert _problems(root) == []
+
+
+def test_library_shipped_in_the_layer_is_not_held_to_the_policy(tmp_path: Path) -> None:
+    # A layer may bring its own libstdc++ (as lib/libstdc++.so.6): its versions are its own.
+    root = _tree(
+        tmp_path,
+        {f"{SITE}/pkg/_mod.so": "needs-glibcxx-3.4.30.so", "lib/libstdc++.so.6": "libmissing.so.1"},
+    )
+    assert _problems(root) == []
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {})
+    data = (FIXTURES / "good-aarch64.so").read_bytes()
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "cut.so").write_bytes(data[: len(data) // 2])
+    (root / "lib" / "x.so").write_text("hello world\n")
+    (root / "lib" / "README.txt").write_text("not checked\n")
+    problems = _problems(root)
+    assert problems == [
+        "lib/cut.so: ELF: expected a readable ELF file, found truncated: section headers end "
+        f"past the file's {len(data) // 2} bytes",
+        "lib/x.so: file type: expected an ELF shared object (named *.so), found not ELF (starts "
+        "with b'hello world\\n')",
+    ]
+
+
+def test_all_problems_at_once_zip_and_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "a/x86.so": "good-x86_64.so",
+            "b/new.so": "needs-glibc-2.38.so",
+            "c/cxx.so": "needs-glibcxx-3.4.30.so",
+            "d/ok.so": "good-aarch64.so",
+            "e/miss.so": "needs-libmissing.so",
+            "f/abs.so": "abs-runpath.so",
+        },
+    )
+    layer_zip = tmp_path / "layer.zip"
+    with zipfile.ZipFile(layer_zip, "w") as archive:
+        for path in sorted(root.rglob("*")):
+            archive.write(path, path.relative_to(root).as_posix())
+    assert _problems(layer_zip) == _problems(root)
+    assert len(_problems(root)) == 5
+
+    assert main(["verify", str(layer_zip), "--arch", "aarch64", "--glibc", "2.34"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{layer_zip}: 5 problems in 5 of 6 ELF files for aarch64, glibc 2.34")
+    for name in ("a/x86.so", "b/new.so", "c/cxx.so", "e/miss.so", "f/abs.so"):
+        assert f"\n  {name}: " in out
+
+
+def test_amazon_linux_2_policy(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"python/bin/python3.11": "hello-aarch64"})
+    al2 = verify_target(Arch.AARCH64, (2, 26))
+    assert al2.policy.name == "manylinux_2_26" and al2.profile.name == "al2"
+    assert _problems(root, al2) == [
+        "python/bin/python3.11: symbol version from libc.so.6: expected at most GLIBC_2.26 "
+        "(manylinux_2_26), found GLIBC_2.34"
+    ]
+
+
+def test_x86_64_target(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"a.so": "good-x86_64.so", "b.so": "good-aarch64.so"})
+    assert _problems(root, verify_target(Arch.X86_64, (2, 34))) == [
+        "b.so: architecture: expected x86_64 (ELF64 LSB), found aarch64 (ELF64 LSB)"
+    ]
+
+
+def test_unsafe_zip_is_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("../../etc/passwd", "x")
+    with pytest.raises(LayerZipError, match="escapes the layer root"):
+        verify_path(evil, AL2023)
+    link = tmp_path / "link.zip"
+    with zipfile.ZipFile(link, "w") as archive:
+        info = zipfile.ZipInfo("python/lib/evil")
+        info.create_system = 3
+        info.external_attr = 0o120777 << 16
+        archive.writestr(info, "../../../../etc")
+    with pytest.raises(LayerZipError, match="points outside the layer"):
+        verify_path(link, AL2023)
+
+
+def test_cli_target_options(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pybuild", "verify", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+        )
+
+    root = _tree(tmp_path, {"ok.so": "good-aarch64.so"})
+    assert run(str(root), "--arch", "aarch64").stderr == (
+        "error: --arch and --glibc go together (or use --layer)\n"
+    )
+    assert run(str(root), "--arch", "aarch64", "--glibc", "2.99").returncode == 2
+    assert run(str(root), "--arch", "aarch64", "--glibc", "2.34").returncode == 0
+    missing = run(str(tmp_path / "nope.zip"), "--arch", "aarch64", "--glibc", "2.34")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    no_layer = run(str(root))
+    assert no_layer.returncode == 2 and "layer/layer.toml: no such file" in no_layer.stderr
+
+
+def test_reference_layer_definition_selects_al2023() -> None:
+    target = verify_target(Arch.AARCH64, (2, 34))
+    assert target.profile.name == "al2023"
+    assert "libX11.so.6" not in target.profile.system_libraries
+    with pytest.raises(PybuildError, match=r"no system profile for glibc 2\.30"):
+        verify_target(Arch.AARCH64, (2, 30))
