@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from elfgen import Sect, Spec, build
 
+from elfgen import Sect, Spec, build
 from pybuild.cli import main
 from pybuild.elf import read_elf
 from pybuild.strip import StripResult, strip_file, strip_paths
