@@ -183,6 +183,31 @@ def _cmd_verify(args: argparse.Namespace, ui: Ui) -> int:
     return 1
 
 
+def _cmd_build(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.cache import Cache, default_cache_dir
+    from pybuild.config import load_layer
+    from pybuild.index import configured_indexes
+    from pybuild.pipeline import BuildRequest, build, source_date_epoch
+
+    layer = load_layer(args.layer)
+    request = BuildRequest(
+        layer=layer,
+        out_dir=args.out,
+        cache=Cache(default_cache_dir()),
+        indexes=configured_indexes(args.index_url),
+        offline=args.offline,
+        seed_dir=args.from_dir,
+        runtime_url=args.runtime_url,
+        python=args.python,
+        source_date_epoch=source_date_epoch(),
+    )
+    result = build(request, ui)
+    archive = result.archive
+    ui.info(f"{archive.path}: {archive.size:,} bytes, sha256 {archive.sha256}")
+    ui.info(f"report: {result.report_path} (and .txt)")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -249,6 +274,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="parallel downloads (default: %(default)s)",
     )
     fetch.set_defaults(handler=_cmd_fetch)
+
+    build = commands.add_parser(
+        "build",
+        help="build the layer zip from the lock (fetching what the cache lacks)",
+        description="Assemble the runtime and the locked wheels as Lambda's /opt, prune, strip, "
+        "verify, compile bytecode and write <out>/<name>.zip, byte-for-byte the "
+        "same on any machine, with <name>.report.json and .txt beside it.",
+    )
+    _add_common(build)
+    _add_index(build)
+    build.add_argument(
+        "--out",
+        type=Path,
+        default=Path("dist"),
+        metavar="DIR",
+        help="where the zip and its report go (default: %(default)s)",
+    )
+    build.add_argument(
+        "--offline", action="store_true", help="use only the cache (and --from); no network at all"
+    )
+    build.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="DIR",
+        help="seed the cache from the files in DIR, matched by sha256",
+    )
+    build.add_argument(
+        "--runtime-url",
+        metavar="URL",
+        help="take the runtime from URL (a mirror or file://); the lock's sha256 still decides",
+    )
+    build.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the CPython (the runtime's minor version) that compiles bytecode",
+    )
+    build.set_defaults(handler=_cmd_build)
 
     strip = commands.add_parser(
         "strip",

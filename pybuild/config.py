@@ -41,6 +41,34 @@ class Runtime:
         return urllib.parse.unquote(urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1])
 
 
+BYTECODE_MODES = ("unchecked-hash", "checked-hash", "sourceless")
+SYMLINK_POLICIES = ("drop", "store")
+# AWS Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped (function + layers).
+LAMBDA_ZIP_LIMIT = 52_428_800
+LAMBDA_UNPACKED_LIMIT = 262_144_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneConfig:
+    """`[prune]`: what to remove besides (or instead of) pybuild's default profile."""
+
+    defaults: bool = True
+    drop: tuple[str, ...] = ()  # globs relative to the layer root
+    keep: tuple[str, ...] = ()  # globs never removed, whatever rule matches
+    packages: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (distribution, globs in site-packages)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildOptions:
+    """`[bytecode]`, `[archive]` and `[budgets]`."""
+
+    bytecode: str = "unchecked-hash"
+    compression_level: int = 12
+    symlinks: str = "drop"
+    zip_budget: int = LAMBDA_ZIP_LIMIT
+    unpacked_budget: int = LAMBDA_UNPACKED_LIMIT
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Layer:
     """A parsed, valid `layer.toml`."""
@@ -51,6 +79,8 @@ class Layer:
     target: Target
     runtime: Runtime
     profile: str | None = None  # the system profile (pybuild/data/profiles.toml); None: by glibc
+    prune: PruneConfig = PruneConfig()
+    options: BuildOptions = BuildOptions()
 
     @property
     def lock_path(self) -> Path:
@@ -86,22 +116,44 @@ class _Table:
             return None
         return value
 
-    def optional(self, key: str, kind: type) -> Any:
+    def optional(self, key: str, kind: type, default: Any = None) -> Any:
         if key not in self._data:
             self._seen.add(key)
-            return None
-        return self.get(key, kind, "")
+            return default
+        value = self.get(key, kind, "")
+        return default if value is None else value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        """An optional array of strings."""
+        values = self.optional(key, list, [])
+        if not all(isinstance(v, str) for v in values):
+            self.problem(key, "expected an array of strings")
+            return ()
+        return tuple(values)
+
+    def optional_table(self, key: str) -> _Table:
+        value = self.optional(key, dict, {})
+        return _Table(value, f"{self._key(key)}.", self._problems)
 
     def table(self, key: str, what: str) -> _Table | None:
         value = self.get(key, dict, what)
         return None if value is None else _Table(value, f"{self._key(key)}.", self._problems)
+
+    def keys(self) -> list[str]:
+        return list(self._data)
 
     def finish(self) -> None:
         for key in sorted(set(self._data) - self._seen):
             self.problem(key, "unknown key")
 
 
-_TOML_TYPE: dict[type, str] = {str: "a string", int: "an integer", dict: "a table"}
+_TOML_TYPE: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    dict: "a table",
+    list: "an array",
+    bool: "true or false",
+}
 
 
 def _describe(value: object) -> str:
@@ -140,6 +192,8 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
         profile = target_table.optional("profile", str)
     target = _parse_target(target_table)
     runtime = _parse_runtime(top.table("runtime", "url, sha256 and size of the PBS archive"))
+    prune = _parse_prune(top.optional_table("prune"))
+    options = _parse_options(top)
     top.finish()
 
     if target is not None and runtime is not None:
@@ -154,6 +208,66 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
         target=target,
         runtime=runtime,
         profile=profile,
+        prune=prune,
+        options=options,
+    )
+
+
+def _check_globs(table: _Table, key: str, globs: tuple[str, ...]) -> None:
+    for pattern in globs:
+        if pattern.startswith("/") or ".." in pattern.split("/") or not pattern.strip("/*"):
+            table.problem(key, f"{pattern!r} must be a relative glob that stays inside the layer")
+
+
+def _parse_prune(table: _Table) -> PruneConfig:
+    defaults = table.optional("defaults", bool, True)
+    drop = table.strings("drop")
+    keep = table.strings("keep")
+    _check_globs(table, "drop", drop)
+    _check_globs(table, "keep", keep)
+    packages_table = table.optional_table("packages")
+    packages = []
+    for name in sorted(packages_table.keys()):
+        globs = packages_table.strings(name)
+        _check_globs(packages_table, name, globs)
+        packages.append((name, globs))
+    packages_table.finish()
+    table.finish()
+    return PruneConfig(defaults=defaults, drop=drop, keep=keep, packages=tuple(packages))
+
+
+def _parse_options(top: _Table) -> BuildOptions:
+    bytecode = top.optional_table("bytecode")
+    mode = bytecode.optional("mode", str, "unchecked-hash")
+    if mode not in BYTECODE_MODES:
+        bytecode.problem("mode", f"{mode!r} is not one of {', '.join(BYTECODE_MODES)}")
+    bytecode.finish()
+
+    archive = top.optional_table("archive")
+    level = archive.optional("compression_level", int, 12)
+    if not 1 <= level <= 12:
+        archive.problem("compression_level", f"{level} is not a libdeflate level (1-12)")
+    symlinks = archive.optional("symlinks", str, "drop")
+    if symlinks not in SYMLINK_POLICIES:
+        archive.problem("symlinks", f"{symlinks!r} is not one of {', '.join(SYMLINK_POLICIES)}")
+    archive.finish()
+
+    budgets = top.optional_table("budgets")
+    zip_budget = budgets.optional("zip_bytes", int, LAMBDA_ZIP_LIMIT)
+    unpacked_budget = budgets.optional("unpacked_bytes", int, LAMBDA_UNPACKED_LIMIT)
+    for key, value, limit in (
+        ("zip_bytes", zip_budget, LAMBDA_ZIP_LIMIT),
+        ("unpacked_bytes", unpacked_budget, LAMBDA_UNPACKED_LIMIT),
+    ):
+        if not 0 < value <= limit:
+            budgets.problem(key, f"{value} is not between 1 and Lambda's limit of {limit:,}")
+    budgets.finish()
+    return BuildOptions(
+        bytecode=mode,
+        compression_level=level,
+        symlinks=symlinks,
+        zip_budget=zip_budget,
+        unpacked_budget=unpacked_budget,
     )
 
 

@@ -95,6 +95,70 @@ def make_runtime_archive(
     return path
 
 
+FIXTURES = Path(__file__).parent / "fixtures" / "elf"
+HOST_STDLIB = Path(tarfile.__file__).parent
+
+
+def make_fake_runtime(
+    directory: Path,
+    name: str = "cpython-3.11.15+20260414-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz",
+    extra: dict[str, bytes] | None = None,
+    links: dict[str, str] | None = None,
+) -> Path:
+    """A small runtime archive in PBS layout with real aarch64 ELF files from the fixtures.
+
+    The interpreter is a tiny aarch64 executable (it runs under qemu, but is no Python); the
+    stdlib holds the host's importlib (for the magic number) plus a few modules, test suites,
+    bundled pip, headers, a static library and a shared libpython nothing links.
+    """
+    elf = (FIXTURES / "hello-aarch64").read_bytes()
+    lib = (FIXTURES / "good-aarch64.so").read_bytes()
+    bootstrap = (HOST_STDLIB / "importlib" / "_bootstrap_external.py").read_bytes()
+    files: dict[str, bytes] = {
+        "python/bin/python3.11": elf,
+        "python/lib/libpython3.11.so.1.0": lib,
+        "python/lib/python3.11/os.py": b"import sys\nSEP = '/'\n",
+        "python/lib/python3.11/json/__init__.py": b"def dumps(x):\n    return repr(x)\n",
+        "python/lib/python3.11/importlib/_bootstrap_external.py": bootstrap,
+        "python/lib/python3.11/lib-dynload/_json.cpython-311-aarch64-linux-gnu.so": lib,
+        "python/lib/python3.11/test/test_os.py": b"def test():\n    pass\n",
+        "python/lib/python3.11/unittest/test/test_case.py": b"X = 1\n",
+        "python/lib/python3.11/idlelib/idle.py": b"X = 1\n",
+        "python/lib/python3.11/tkinter/__init__.py": b"X = 1\n",
+        "python/lib/python3.11/ensurepip/__init__.py": b"X = 1\n",
+        "python/lib/python3.11/config-3.11-aarch64-linux-gnu/libpython3.11.a": b"!<arch>\n",
+        "python/lib/python3.11/site-packages/pip/__init__.py": b"X = 1\n",
+        "python/lib/python3.11/site-packages/pip-24.0.dist-info/METADATA": b"Name: pip\n",
+        "python/bin/pip3": b"#!/bin/sh\n",
+        "python/include/python3.11/Python.h": b"/* header */\n",
+        "python/share/man/man1/python3.1": b".TH\n",
+        "python/lib/pkgconfig/python3.pc": b"prefix=/install\n",
+        **(extra or {}),
+    }
+    symlinks = {
+        "python/bin/python3": "python3.11",
+        "python/bin/python": "python3.11",
+        "python/lib/libpython3.11.so": "libpython3.11.so.1.0",
+        **(links or {}),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    with tarfile.open(path, "w:gz") as archive:
+        for member, data in sorted(files.items()):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            info.mode = (
+                0o755 if data[:4] == b"\x7fELF" or member.startswith("python/bin/") else 0o644
+            )
+            archive.addfile(info, io.BytesIO(data))
+        for member, target in sorted(symlinks.items()):
+            info = tarfile.TarInfo(member)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            archive.addfile(info)
+    return path
+
+
 @dataclass
 class IndexServer:
     """A PEP 503/691 index on loopback whose file responses can be made to fail on purpose.

@@ -1,0 +1,129 @@
+"""The zip writer: same tree, same bytes, whatever the machine did to the files."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import deflate
+import pytest
+
+from pybuild.archive import EPOCH_1980, ArchiveError, write_zip, zip_epoch
+
+
+def _tree(root: Path, order: list[str], mode: int = 0o644) -> None:
+    files = {
+        "b/z.txt": b"zzz\n" * 100,
+        "a.txt": b"a\n",
+        "b/c/d.py": b"print(1)\n" * 50,
+        "bin/tool": b"#!/bin/sh\necho hi\n",
+        "lib/x.so": b"\x7fELF" + b"\0" * 200,
+    }
+    for name in order:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(files[name])
+        path.chmod(mode)
+    (root / "bin" / "tool").chmod(0o700)
+    (root / "b" / "link").symlink_to("z.txt")
+
+
+ORDER = ["b/z.txt", "a.txt", "b/c/d.py", "bin/tool", "lib/x.so"]
+
+
+def test_epoch() -> None:
+    assert zip_epoch(None) == EPOCH_1980 == zip_epoch("") == zip_epoch("5")
+    assert zip_epoch("1700000001") == 1700000000  # even seconds
+    assert zip_epoch("99999999999") == 4354819198
+    with pytest.raises(ArchiveError, match="not an integer"):
+        zip_epoch("yesterday")
+
+
+def test_same_bytes_whatever_the_file_system_did(tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    _tree(first, ORDER)
+    old_umask = os.umask(0o077)
+    try:
+        _tree(second, list(reversed(ORDER)), mode=0o600)
+    finally:
+        os.umask(old_umask)
+    for path in second.rglob("*"):
+        if not path.is_symlink():
+            os.utime(path, (1_000_000_000, 1_000_000_000))
+    a = write_zip(first, tmp_path / "a.zip", epoch=EPOCH_1980, level=12)
+    b = write_zip(second, tmp_path / "b.zip", epoch=EPOCH_1980, level=12)
+    assert a.sha256 == b.sha256
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    assert a.dropped_links == (("b/link", "z.txt"),)
+
+    # Control: the same trees through a plain zipfile walk differ (mtimes, modes, order), so the
+    # equality above is not vacuous.
+    def plain(root: Path, out: Path) -> bytes:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in root.rglob("*"):
+                archive.write(path, path.relative_to(root).as_posix())
+        return out.read_bytes()
+
+    assert plain(first, tmp_path / "p1.zip") != plain(second, tmp_path / "p2.zip")
+
+
+def test_entries_are_explicit(tmp_path: Path) -> None:
+    _tree(tmp_path / "t", ORDER)
+    result = write_zip(tmp_path / "t", tmp_path / "out.zip", epoch=zip_epoch("1700000001"), level=6)
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        infos = archive.infolist()
+        names = [i.filename for i in infos]
+        assert names == sorted(names, key=lambda n: n.encode())
+        assert names == [
+            "a.txt",
+            "b/",
+            "b/c/",
+            "b/c/d.py",
+            "b/z.txt",
+            "bin/",
+            "bin/tool",
+            "lib/",
+            "lib/x.so",
+        ]
+        for info in infos:
+            assert info.create_system == 3
+            assert info.extra == b""
+            assert info.flag_bits & 0x08 == 0  # no data descriptor
+            assert info.date_time == (2023, 11, 14, 22, 13, 20)
+        modes = {i.filename: i.external_attr >> 16 for i in infos}
+        assert modes["b/"] == 0o40755
+        assert modes["a.txt"] == 0o100644
+        assert modes["bin/tool"] == 0o100755  # executable on disk
+        assert modes["lib/x.so"] == 0o100755  # ELF
+        deflated = archive.getinfo("b/z.txt")
+        assert deflated.compress_type == zipfile.ZIP_DEFLATED
+        raw = (tmp_path / "t" / "b" / "z.txt").read_bytes()
+        assert deflated.compress_size == len(deflate.deflate_compress(raw, 6))
+        assert archive.getinfo("a.txt").compress_type == zipfile.ZIP_STORED  # too small to gain
+    assert result.unpacked == sum(e.size for e in result.entries)
+
+
+def test_store_symlinks(tmp_path: Path) -> None:
+    _tree(tmp_path / "t", ORDER)
+    write_zip(tmp_path / "t", tmp_path / "out.zip", epoch=EPOCH_1980, level=6, symlinks="store")
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        info = archive.getinfo("b/link")
+        assert info.external_attr >> 16 == 0o120777
+        assert archive.read(info) == b"z.txt"
+
+
+def test_failed_check_leaves_previous_zip(tmp_path: Path) -> None:
+    _tree(tmp_path / "t", ORDER)
+    out = tmp_path / "out" / "layer.zip"
+    out.parent.mkdir()
+    out.write_bytes(b"previous")
+
+    def refuse(_result: object) -> None:
+        raise ArchiveError("too big")
+
+    with pytest.raises(ArchiveError, match="too big"):
+        write_zip(tmp_path / "t", out, epoch=EPOCH_1980, level=6, before_publish=refuse)
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["layer.zip"]

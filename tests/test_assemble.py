@@ -1,0 +1,157 @@
+"""Assembling: the runtime archive is checked before anything is written; wheels never collide."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import make_fake_runtime, make_wheel
+from pybuild.assemble import (
+    RUNTIME,
+    AssembleError,
+    Tree,
+    WheelInput,
+    assemble,
+    extract_runtime,
+)
+
+
+def _tree(tmp_path: Path) -> Tree:
+    root = tmp_path / "opt"
+    root.mkdir()
+    return Tree(root=root.resolve(), python="python3.11")
+
+
+def _tar(path: Path, members: list[tarfile.TarInfo]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for member in members:
+            data = b"x" * member.size
+            archive.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return path
+
+
+def _info(
+    name: str,
+    kind: bytes = tarfile.REGTYPE,
+    link: str = "",
+    size: int = 1,
+) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    info.size = size if kind == tarfile.REGTYPE else 0
+    return info
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (_info("/etc/passwd"), "escapes the extraction root"),
+        (_info("python/../../evil"), "escapes the extraction root"),
+        (_info("other/file"), "is outside python/"),
+        (_info("python/lib/evil", tarfile.SYMTYPE, "../../../etc"), "points outside"),
+        (_info("python/lib/evil", tarfile.SYMTYPE, "/etc/passwd"), "points outside"),
+        (_info("python/lib/hard", tarfile.LNKTYPE, "../outside"), "points outside"),
+        (_info("python/dev/null", tarfile.CHRTYPE), "device, FIFO or other special file"),
+        (_info("python/fifo", tarfile.FIFOTYPE), "device, FIFO or other special file"),
+    ],
+)
+def test_unsafe_runtime_archives_are_refused(
+    tmp_path: Path, member: tarfile.TarInfo, message: str
+) -> None:
+    archive = _tar(tmp_path / "bad.tar.gz", [_info("python/bin/python3.11"), member])
+    tree = _tree(tmp_path)
+    with pytest.raises(AssembleError, match=message):
+        extract_runtime(archive, tree)
+    assert list(tree.root.iterdir()) == []  # nothing written before everything was checked
+
+
+def test_corrupt_archive(tmp_path: Path) -> None:
+    archive = tmp_path / "broken.tar.gz"
+    archive.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(AssembleError, match="cannot read it"):
+        extract_runtime(archive, _tree(tmp_path))
+
+
+def test_runtime_and_wheels(tmp_path: Path) -> None:
+    runtime = make_fake_runtime(tmp_path / "rt")
+    tool = make_wheel(
+        tmp_path / "w",
+        "tool",
+        "1.0",
+        files={
+            "tool/__init__.py": b"def main():\n    return 0\n",
+            "tool-1.0.dist-info/entry_points.txt": b"[console_scripts]\ntool = tool:main\n",
+        },
+    )
+    tree = _tree(tmp_path)
+    removed = assemble(runtime, [WheelInput("tool", tool, tool.name)], tree)
+    assert {r.path for r in removed} == {
+        "python/lib/python3.11/site-packages/pip/__init__.py",
+        "python/lib/python3.11/site-packages/pip-24.0.dist-info/METADATA",
+        "python/bin/pip3",
+    }
+    assert tree.owners["python/lib/python3.11/os.py"] == RUNTIME
+    assert tree.owners["python/lib/python3.11/site-packages/tool/__init__.py"] == "tool"
+    script = tree.root / "python" / "bin" / "tool"
+    assert script.read_text().startswith("#!/opt/python/bin/python3.11\n")
+    assert tree.owners["python/bin/tool"] == "tool"
+    assert (tree.root / "python" / "bin" / "python3").is_symlink()
+
+
+def test_two_wheels_writing_one_path(tmp_path: Path) -> None:
+    runtime = make_fake_runtime(tmp_path / "rt")
+    first = make_wheel(tmp_path / "a", "alpha", "1.0", files={"shared/x.py": b"A = 1\n"})
+    second = make_wheel(tmp_path / "b", "beta", "1.0", files={"shared/x.py": b"B = 1\n"})
+    with pytest.raises(
+        AssembleError,
+        match=re.escape(
+            "beta and alpha both install python/lib/python3.11/site-packages/shared/x.py"
+        ),
+    ):
+        assemble(
+            runtime,
+            [WheelInput("beta", second, second.name), WheelInput("alpha", first, first.name)],
+            _tree(tmp_path),
+        )
+
+
+def test_wheel_whose_record_does_not_match(tmp_path: Path) -> None:
+    runtime = make_fake_runtime(tmp_path / "rt")
+    wheel = make_wheel(tmp_path / "w", "tool", "1.0")
+    with zipfile.ZipFile(wheel) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    members["tool/__init__.py"] = b"VALUE = 2\n"  # RECORD still has the old hash
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    tree = _tree(tmp_path)
+    with pytest.raises(
+        AssembleError,
+        match=r"tool-1\.0-py3-none-any\.whl: cannot install it: .*"
+        r"tool/__init__\.py",
+    ):
+        assemble(runtime, [WheelInput("tool", wheel, wheel.name)], tree)
+    assert not (tree.root / "python" / "lib" / "python3.11" / "site-packages" / "tool").exists()
+
+
+def test_corrupt_wheel(tmp_path: Path) -> None:
+    wheel = tmp_path / "tool-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(AssembleError, match="cannot install it"):
+        assemble(
+            make_fake_runtime(tmp_path / "rt"),
+            [WheelInput("tool", wheel, wheel.name)],
+            _tree(tmp_path),
+        )
+
+
+def test_runtime_without_interpreter(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "rt.tar.gz", [_info("python/lib/python3.11/os.py")])
+    with pytest.raises(AssembleError, match=re.escape("has no python/bin/python3.11")):
+        assemble(archive, [], _tree(tmp_path))
