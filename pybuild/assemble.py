@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
@@ -33,6 +33,7 @@ from installer.utils import Scheme
 
 from pybuild.errors import PybuildError
 
+T = TypeVar("T")
 RUNTIME = "runtime"
 LAYER_MOUNT = "/opt"
 
@@ -79,6 +80,11 @@ class Tree:
         return sorted(found)
 
 
+def _creation_order(items: list[T]) -> list[T]:
+    """`items` as given, or reversed under PYBUILD_REVERSE_ORDER=1 (`build --check`)."""
+    return items[::-1] if os.environ.get("PYBUILD_REVERSE_ORDER") == "1" else items
+
+
 def _check_member(member: tarfile.TarInfo) -> str:
     name = member.name
     parts = [p for p in name.split("/") if p not in ("", ".")]
@@ -115,7 +121,12 @@ def extract_runtime(archive: Path, tree: Tree) -> None:
                 if relative in seen and not member.isdir():
                     raise AssembleError(f"runtime archive: {relative!r} appears twice")
                 seen.add(relative)
-            for member, relative in sorted(members, key=lambda item: item[1]):
+            # Files and directories first, links once their targets exist. The order must not
+            # matter to the result; PYBUILD_REVERSE_ORDER=1 (`build --check`) proves it.
+            ordered = sorted(members, key=lambda item: item[1])
+            plain = [m for m in ordered if not (m[0].issym() or m[0].islnk())]
+            links = [m for m in ordered if m[0].issym() or m[0].islnk()]
+            for member, relative in _creation_order(plain) + links:
                 _extract_member(tar, member, relative, tree)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise AssembleError(f"runtime archive {archive.name}: cannot read it: {err}") from None
@@ -242,6 +253,6 @@ def assemble(runtime_archive: Path, wheels: Iterable[WheelInput], tree: Tree) ->
             f"{tree.python}: not a CPython {tree.python[6:]} runtime"
         )
     removed = remove_bundled_installers(tree)
-    for wheel in sorted(wheels, key=lambda w: w.distribution):
+    for wheel in _creation_order(sorted(wheels, key=lambda w: w.distribution)):
         install_wheel(wheel.path, wheel.distribution, tree, wheel.filename)
     return removed

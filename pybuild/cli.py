@@ -205,6 +205,38 @@ def _cmd_build(args: argparse.Namespace, ui: Ui) -> int:
     archive = result.archive
     ui.info(f"{archive.path}: {archive.size:,} bytes, sha256 {archive.sha256}")
     ui.info(f"report: {result.report_path} (and .txt)")
+    if args.check:
+        from pybuild.pipeline import check_reproducible
+
+        check_reproducible(request, result, ui)
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.diff import diff_zips
+
+    for path in (args.a, args.b):
+        if not path.is_file():
+            raise PybuildError(f"{path}: no such file")
+    difference = diff_zips(args.a, args.b)
+    if difference.identical:
+        ui.info(f"{args.a} and {args.b} are identical")
+        return 0
+    print(
+        f"{args.a} -> {args.b}: {len(difference.added)} added, {len(difference.removed)} "
+        f"removed, {len(difference.changed)} changed"
+    )
+    for line in difference.lines():
+        print(line)
+    return 1
+
+
+def _cmd_report(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.report import zip_table
+
+    if not args.zip.is_file():
+        raise PybuildError(f"{args.zip}: no such file")
+    print(zip_table(args.zip), end="")
     return 0
 
 
@@ -311,7 +343,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the CPython (the runtime's minor version) that compiles bytecode",
     )
+    build.add_argument(
+        "--check",
+        action="store_true",
+        help="build a second time in another process under perturbed conditions "
+        "(directory, umask, TZ, locale, file order, SOURCE_DATE_EPOCH) and "
+        "fail unless both zips are identical",
+    )
     build.set_defaults(handler=_cmd_build)
+
+    diff = commands.add_parser(
+        "diff",
+        help="list what differs between two layer zips",
+        description="Entries added, removed and changed between two layer zips, with the kind "
+        "of change (ELF sections, pyc header or code, text lines, zip metadata). "
+        "Exit 0 if identical, 1 if they differ.",
+    )
+    diff.add_argument("a", type=Path, metavar="A.zip")
+    diff.add_argument("b", type=Path, metavar="B.zip")
+    diff.add_argument("-q", "--quiet", action="store_true", help="print only differences")
+    diff.set_defaults(handler=_cmd_diff)
+
+    report = commands.add_parser(
+        "report",
+        help="print the size table of any layer zip",
+        description="Sizes per distribution and runtime part, unpacked and zipped, of a layer "
+        "zip (built by pybuild or not).",
+    )
+    report.add_argument("zip", type=Path, metavar="ZIP")
+    report.add_argument("-q", "--quiet", action="store_true", help="print only the table")
+    report.set_defaults(handler=_cmd_report)
 
     strip = commands.add_parser(
         "strip",

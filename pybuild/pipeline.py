@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pybuild import __version__
-from pybuild.archive import ArchiveResult, write_zip, zip_epoch
+from pybuild.archive import EPOCH_1980, ArchiveResult, write_zip, zip_epoch
 from pybuild.assemble import Tree, WheelInput, assemble
 from pybuild.budgets import check_budgets
 from pybuild.bytecode import compile_tree, find_compiler
@@ -159,3 +159,72 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
 
 def source_date_epoch() -> str | None:
     return os.environ.get("SOURCE_DATE_EPOCH")
+
+
+# The conditions the second build of `--check` runs under: another time zone, locale, umask,
+# build directory, file creation order, and SOURCE_DATE_EPOCH set to the default instead of unset
+# (or unset instead of set).
+PERTURBED_ENV = {
+    "TZ": "Pacific/Chatham",
+    "LANG": "tr_TR.UTF-8",
+    "LC_ALL": "tr_TR.UTF-8",
+    "PYBUILD_REVERSE_ORDER": "1",
+}
+PERTURBED_UMASK = 0o027
+
+
+def check_reproducible(request: BuildRequest, first: BuildResult, ui: Ui) -> None:
+    """Build again under perturbed conditions in a separate process; compare the zips."""
+    import subprocess
+    import sys
+
+    from pybuild.diff import diff_zips
+
+    layer = request.layer
+    with tempfile.TemporaryDirectory(prefix="pybuild-check-") as tmp:
+        out = Path(tmp) / "second build" / "out"
+        env = {**os.environ, **PERTURBED_ENV, "PYBUILD_CACHE_DIR": str(request.cache.root)}
+        if request.source_date_epoch is None:
+            env["SOURCE_DATE_EPOCH"] = str(EPOCH_1980)  # the default, set: must change nothing
+        elif zip_epoch(request.source_date_epoch) == EPOCH_1980:
+            env.pop("SOURCE_DATE_EPOCH")  # the default, unset
+        command = [
+            sys.executable,
+            "-m",
+            "pybuild",
+            "build",
+            "--quiet",
+            "--offline",
+            "--layer",
+            str(layer.path.resolve()),
+            "--out",
+            str(out),
+        ]
+        if request.python:
+            command += ["--python", request.python]
+        if request.runtime_url:
+            command += ["--runtime-url", request.runtime_url]
+        ui.info(
+            "--check: building again (other directory, umask, time zone, locale, file "
+            "order, SOURCE_DATE_EPOCH)"
+        )
+        completed = subprocess.run(
+            command,
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=lambda: os.umask(PERTURBED_UMASK),
+        )
+        if completed.returncode != 0:
+            raise CheckError(
+                f"--check: the second build failed: {completed.stderr.strip().splitlines()[-1:]}"
+            )
+        second = out / first.archive.path.name
+        difference = diff_zips(first.archive.path, second)
+        if not difference.identical:
+            raise CheckError(
+                "--check: the two builds differ: " + "; ".join(difference.lines(limit=5))
+            )
+    ui.info(f"--check: both builds are {first.archive.sha256}")

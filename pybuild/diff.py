@@ -1,0 +1,142 @@
+"""`pybuild diff A.zip B.zip`: where two layer zips differ, entry by entry, and how.
+
+For a changed entry it says what kind of change it is: an ELF file (which sections differ), a
+``.pyc`` (header or code), a text file (how many lines), or only zip metadata (mode, time,
+compression). Exit 0 when the zips are byte-identical, 1 when they differ, 2 on failure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pybuild.elf import ELF_MAGIC, ElfError, read_elf
+from pybuild.layerzip import LayerZipError, Member, read_members
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    name: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZipDiff:
+    identical: bool
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[Change, ...]
+    archive_only: tuple[str, ...]  # differences of the archive itself, not of any entry
+
+    def lines(self, limit: int | None = None) -> list[str]:
+        out = [f"+ {name}" for name in self.added]
+        out += [f"- {name}" for name in self.removed]
+        out += [f"~ {c.name}: {c.detail}" for c in self.changed]
+        out += [f"  archive: {text}" for text in self.archive_only]
+        return out if limit is None else out[:limit]
+
+
+def _read(path: Path) -> tuple[zipfile.ZipFile, dict[str, Member]]:
+    try:
+        archive = zipfile.ZipFile(path)
+        return archive, {m.name: m for m in read_members(archive)}
+    except (zipfile.BadZipFile, OSError) as err:
+        raise LayerZipError(f"{path}: cannot read the zip: {err}") from None
+
+
+def _elf_detail(a: bytes, b: bytes) -> str:
+    with tempfile.TemporaryDirectory(prefix="pybuild-diff-") as tmp:
+        pa, pb = Path(tmp) / "a", Path(tmp) / "b"
+        pa.write_bytes(a)
+        pb.write_bytes(b)
+        try:
+            ea, eb = read_elf(pa, "a"), read_elf(pb, "b")
+        except ElfError as err:
+            return f"ELF, unreadable ({err})"
+    sections_a = {s.name: a[s.offset : s.end] for s in ea.sections}
+    sections_b = {s.name: b[s.offset : s.end] for s in eb.sections}
+    differing = sorted(
+        n for n in sections_a.keys() | sections_b.keys() if sections_a.get(n) != sections_b.get(n)
+    )
+    parts = []
+    if ea.segments != eb.segments:
+        parts.append("program headers")
+    if differing:
+        parts.append(
+            "sections "
+            + ", ".join(differing[:8])
+            + (f" (+{len(differing) - 8})" if len(differing) > 8 else "")
+        )
+    return "ELF: " + ("; ".join(parts) if parts else "header fields")
+
+
+def _content_detail(name: str, a: bytes, b: bytes) -> str:
+    if a.startswith(ELF_MAGIC) and b.startswith(ELF_MAGIC):
+        return _elf_detail(a, b)
+    if name.endswith(".pyc") and len(a) >= 16 and len(b) >= 16:
+        if a[:4] != b[:4]:
+            return f"pyc: magic {a[:4].hex()} -> {b[:4].hex()}"
+        if a[4:16] != b[4:16]:
+            return "pyc: header (flags or source hash) differs"
+        return "pyc: code object differs"
+    try:
+        lines_a = a.decode("utf-8").splitlines()
+        lines_b = b.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return f"binary content differs ({len(a):,} -> {len(b):,} bytes)"
+    changed = sum(
+        1
+        for line in difflib.unified_diff(lines_a, lines_b, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+    return f"text: {changed} lines differ ({len(a):,} -> {len(b):,} bytes)"
+
+
+def _metadata_detail(ma: Member, mb: Member) -> list[str]:
+    out = []
+    if ma.mode != mb.mode or ma.kind != mb.kind:
+        out.append(f"mode {ma.kind} {ma.mode:o} -> {mb.kind} {mb.mode:o}")
+    if ma.info.date_time != mb.info.date_time:
+        out.append(f"time {ma.info.date_time} -> {mb.info.date_time}")
+    if ma.info.compress_type != mb.info.compress_type:
+        out.append(f"compression {ma.info.compress_type} -> {mb.info.compress_type}")
+    elif ma.info.compress_size != mb.info.compress_size:
+        out.append(f"compressed size {ma.info.compress_size:,} -> {mb.info.compress_size:,}")
+    if ma.info.extra != mb.info.extra:
+        out.append("extra fields")
+    return out
+
+
+def diff_zips(path_a: Path, path_b: Path) -> ZipDiff:
+    bytes_a, bytes_b = path_a.read_bytes(), path_b.read_bytes()
+    archive_a, members_a = _read(path_a)
+    archive_b, members_b = _read(path_b)
+    with archive_a, archive_b:
+        added = tuple(sorted(members_b.keys() - members_a.keys()))
+        removed = tuple(sorted(members_a.keys() - members_b.keys()))
+        changed = []
+        for name in sorted(members_a.keys() & members_b.keys()):
+            ma, mb = members_a[name], members_b[name]
+            details = _metadata_detail(ma, mb)
+            if ma.info.CRC != mb.info.CRC or ma.info.file_size != mb.info.file_size:
+                details.insert(
+                    0, _content_detail(name, archive_a.read(ma.info), archive_b.read(mb.info))
+                )
+            if details:
+                changed.append(Change(name, "; ".join(details)))
+        archive_only = []
+        if (
+            [m.name for m in members_a.values()] != [m.name for m in members_b.values()]
+            and not added
+            and not removed
+        ):
+            archive_only.append("entries are in a different order")
+        if bytes_a != bytes_b and not (added or removed or changed or archive_only):
+            archive_only.append(
+                "the archives' bytes differ outside the entries' contents "
+                "(headers, comment or layout)"
+            )
+    return ZipDiff(bytes_a == bytes_b, added, removed, tuple(changed), tuple(archive_only))

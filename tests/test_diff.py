@@ -1,0 +1,148 @@
+"""`pybuild diff`, `pybuild report` and `pybuild build --check`."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import FIXTURES, IndexServer, make_fake_runtime, make_wheel, write_layer
+from pybuild.cli import main
+from pybuild.diff import diff_zips
+from pybuild.elf import read_elf
+from pybuild.errors import CheckError
+
+
+def _zip(path: Path, members: dict[str, bytes], modes: dict[str, int] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = (modes or {}).get(name, 0o100644) << 16
+            archive.writestr(info, data)
+    return path
+
+
+ELF = (FIXTURES / "good-aarch64.so").read_bytes()
+PYC = b"\xa7\r\r\n" + b"\1\0\0\0" + b"h" * 8 + b"code"
+
+
+def test_kinds_of_change(tmp_path: Path) -> None:
+    base = {
+        "same.txt": b"x\n",
+        "gone.txt": b"bye\n",
+        "text.py": b"a = 1\nb = 2\n",
+        "mod.pyc": PYC,
+        "lib.so": ELF,
+        "mode.txt": b"m\n",
+    }
+    changed_elf = bytearray(ELF)
+    text = next(
+        s
+        for s in __import__("pybuild.elf").elf.read_elf(FIXTURES / "good-aarch64.so").sections
+        if s.name == ".text"
+    )
+    changed_elf[text.offset] ^= 0xFF
+    other = {
+        **base,
+        "text.py": b"a = 1\nb = 3\n",
+        "mod.pyc": PYC[:-4] + b"CODE",
+        "lib.so": bytes(changed_elf),
+        "new.txt": b"hi\n",
+    }
+    del other["gone.txt"]
+    a = _zip(tmp_path / "a.zip", base)
+    b = _zip(tmp_path / "b.zip", other, modes={"mode.txt": 0o100755})
+    difference = diff_zips(a, b)
+    assert not difference.identical
+    assert difference.lines() == [
+        "+ new.txt",
+        "- gone.txt",
+        "~ lib.so: ELF: sections .text",
+        "~ mod.pyc: pyc: code object differs",
+        "~ mode.txt: mode file 644 -> file 755",
+        "~ text.py: text: 2 lines differ (12 -> 12 bytes)",
+    ]
+    assert diff_zips(a, _zip(tmp_path / "c.zip", base)).identical
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _zip(tmp_path / "a.zip", {"x": b"1"})
+    b = _zip(tmp_path / "b.zip", {"x": b"2"})
+    assert main(["diff", str(a), str(a)]) == 0
+    assert main(["diff", str(a), str(b)]) == 1
+    assert "~ x: text: 2 lines differ" in capsys.readouterr().out
+    assert main(["diff", str(a), str(tmp_path / "nope.zip")]) == 2
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    assert main(["diff", str(a), str(tmp_path / "bad.zip")]) == 2
+    assert "cannot read the zip" in capsys.readouterr().err
+
+
+def test_report_of_any_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = "python/lib/python3.11/site-packages"
+    layer = _zip(
+        tmp_path / "layer.zip",
+        {
+            f"{site}/aiohttp/__init__.py": b"x" * 5000,
+            f"{site}/aiohttp-3.0.dist-info/METADATA": b"m",
+            f"{site}/six.py": b"s" * 100,
+            "python/lib/python3.11/os.py": b"o" * 300,
+            "python/bin/python3.11": ELF,
+        },
+    )
+    assert main(["report", str(layer)]) == 0
+    out = capsys.readouterr().out
+    assert "layer.zip:" in out
+    for group in ("aiohttp", "six", "python (stdlib)", "python (bin)"):
+        assert group in out
+    assert out.index("python (bin)") < out.index("six")  # largest (zipped) first
+
+
+@pytest.mark.slow
+def test_build_check(
+    index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index.add(
+        make_wheel(
+            tmp_path / "d",
+            "native",
+            "2.0",
+            "cp311-cp311-manylinux_2_17_aarch64",
+            files={
+                "native/__init__.py": b"X = {1, 2}\n",
+                "native/_n.cpython-311-aarch64-linux-gnu.so": ELF,
+            },
+        ),
+        make_wheel(tmp_path / "d", "pure", "1.0"),
+    )
+    layer = write_layer(
+        tmp_path / "layer", "native==2.0\npure==1.0\n", runtime=make_fake_runtime(tmp_path / "rt")
+    )
+    assert main(["lock", "-q", "--layer", str(layer)]) == 0
+    assert main(["build", "--check", "--layer", str(layer), "--out", str(tmp_path / "out")]) == 0
+    assert "--check: both builds are " in capsys.readouterr().err
+
+    # A first build that differs from what the inputs give is caught, naming the entry.
+    from pybuild.cache import Cache, default_cache_dir
+    from pybuild.config import load_layer
+    from pybuild.index import configured_indexes
+    from pybuild.pipeline import BuildRequest, build, check_reproducible
+    from pybuild.ui import Ui
+
+    request = BuildRequest(
+        layer=load_layer(layer),
+        out_dir=tmp_path / "out2",
+        cache=Cache(default_cache_dir()),
+        indexes=configured_indexes(),
+    )
+    first = build(request, Ui(quiet=True))
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(first.archive.path) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, data + b"# edited\n" if info.filename.endswith(".py") else data)
+    shutil.copy(tampered, first.archive.path)
+    with pytest.raises(CheckError, match=r"--check: the two builds differ: ~ python/"):
+        check_reproducible(request, first, Ui(quiet=True))
