@@ -39,11 +39,7 @@ def test_kinds_of_change(tmp_path: Path) -> None:
         "mode.txt": b"m\n",
     }
     changed_elf = bytearray(ELF)
-    text = next(
-        s
-        for s in __import__("pybuild.elf").elf.read_elf(FIXTURES / "good-aarch64.so").sections
-        if s.name == ".text"
-    )
+    text = next(s for s in read_elf(FIXTURES / "good-aarch64.so").sections if s.name == ".text")
     changed_elf[text.offset] ^= 0xFF
     other = {
         **base,
