@@ -9,9 +9,11 @@ not from the host's zlib (zlib-ng produces other bytes; zlib promises nothing ac
 Compressed members are cached by content, so a rebuild only compresses what changed.
 
 Symbolic links: AWS documents nothing about links in layer zips and reports conflict, so a link
-is never trusted silently. ``drop`` (default) leaves it out and reports it; ``store`` writes a real
-zip symlink entry for those who have checked that their deployment keeps it. A link is never
-turned into a second copy of its target.
+is never trusted silently. ``copy-small`` (default) writes a link to a small file of the layer
+(at most 64 KiB, e.g. a module alias) as a copy and leaves out every other link (``bin/python3``
+-> the interpreter, library aliases): a link never becomes a second copy of a large file.
+``drop`` leaves every link out; ``store`` writes real zip symlink entries, for those who have
+checked that their deployment keeps them. Every copied or dropped link is reported.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pybuild.errors import PybuildError
 EPOCH_1980 = 315_532_800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
 EPOCH_2107 = 4_354_819_199  # 2107-12-31T23:59:59Z, the latest
 MAX_ENTRIES = 65_535  # without zip64, which a Lambda layer never needs
+SMALL_LINK_TARGET = 64 * 1024  # `copy-small`: the largest file a link is replaced by a copy of
 
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
@@ -65,6 +68,7 @@ class ArchiveResult:
     entries: tuple[Entry, ...]
     dropped_links: tuple[tuple[str, str], ...]  # (link, target)
     timestamp: int
+    copied_links: tuple[tuple[str, str], ...] = ()  # (link, target) written as copies
 
     @property
     def unpacked(self) -> int:
@@ -209,13 +213,25 @@ def _member(name: str, path: Path) -> tuple[str, int, bytes]:
     return "file", 0o100755 if executable else 0o100644, path.read_bytes()
 
 
+def _small_link_target(root: Path, link: Path) -> Path | None:
+    """The file `link` points to, if it is a small regular file inside `root`."""
+    try:
+        target = link.resolve(strict=True)
+        target.relative_to(root.resolve())
+    except (OSError, ValueError):
+        return None
+    if not target.is_file() or target.stat().st_size > SMALL_LINK_TARGET:
+        return None
+    return target
+
+
 def write_zip(
     root: Path,
     out: Path,
     *,
     epoch: int,
     level: int,
-    symlinks: str = "drop",
+    symlinks: str = "copy-small",
     cache_dir: Path | None = None,
     before_publish: Callable[[ArchiveResult], None] | None = None,
 ) -> ArchiveResult:
@@ -231,14 +247,20 @@ def write_zip(
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
     tmp = Path(tmp_name)
     dropped: list[tuple[str, str]] = []
+    copied: list[tuple[str, str]] = []
     try:
         with os.fdopen(fd, "wb") as handle:
             stream = _ZipStream(handle, epoch, level, cache_dir)
             for name, path in members:
                 kind, mode, data = _member(name, path)
-                if kind == "symlink" and symlinks == "drop":
-                    dropped.append((name, data.decode("utf-8")))
-                    continue
+                if kind == "symlink" and symlinks != "store":
+                    target = data.decode("utf-8")
+                    small = _small_link_target(root, path)
+                    if symlinks == "drop" or small is None:
+                        dropped.append((name, target))
+                        continue
+                    copied.append((name, target))
+                    kind, mode, data = _member(name, small)
                 stream.add(name, kind, mode, data)
             stream.finish()
             handle.flush()
@@ -250,6 +272,7 @@ def write_zip(
             tuple(stream.entries),
             tuple(dropped),
             epoch,
+            tuple(copied),
         )
         if before_publish is not None:
             before_publish(result)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pybuild import __version__
 from pybuild.config import DEFAULT_LAYER_PATH
@@ -17,6 +18,8 @@ from pybuild.errors import CheckError, PybuildError
 from pybuild.ui import Ui
 
 Command = Callable[[argparse.Namespace, Ui], int]
+if TYPE_CHECKING:  # the class is generic only in typeshed
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +212,8 @@ def _cmd_build(args: argparse.Namespace, ui: Ui) -> int:
         from pybuild.pipeline import check_reproducible
 
         check_reproducible(request, result, ui)
+    if args.smoke:
+        return run_smoke(archive.path, smoke_spec(args, layer, ui), args, ui)
     return 0
 
 
@@ -240,6 +245,106 @@ def _cmd_report(args: argparse.Namespace, ui: Ui) -> int:
     return 0
 
 
+def smoke_spec(args: argparse.Namespace, layer: Any, ui: Ui) -> Any:
+    """The smoke test settings from layer.toml and the command line (sysroot built if needed)."""
+    import platform
+
+    from pybuild.smoke import SmokeSpec
+
+    sysroot = args.sysroot
+    if sysroot is None and platform.machine() != layer.target.arch.value:
+        if layer.target.arch.value != "aarch64":
+            raise PybuildError(
+                f"no default sysroot for {layer.target.arch.value}; pass --sysroot DIR"
+            )
+        from pybuild.cache import default_cache_dir
+        from pybuild.debian import build_sysroot
+
+        sysroot = build_sysroot(default_cache_dir(), ui)
+    return SmokeSpec(
+        arch=layer.target.arch,
+        python=f"python{layer.target.python_str}",
+        commands=layer.smoke.commands,
+        env=dict(layer.smoke.env),
+        skip_imports=dict(layer.smoke.skip_imports),
+        timeout=layer.smoke.timeout,
+        sysroot=sysroot,
+        trace=args.trace is not None,
+        at_opt=False if args.relocate else None,
+    )
+
+
+def run_smoke(zip_path: Path, spec: Any, args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.smoke import never_loaded, smoke_zip
+
+    ui.info(f"smoke test of {zip_path}")
+    result = smoke_zip(zip_path, spec)
+    print(f"smoke: {result.how}")
+    for check in result.checks:
+        print(f"{'PASS' if check.ok else 'FAIL'}  {check.name}")
+        if not check.ok and check.detail:
+            for line in check.detail.splitlines():
+                print(f"      {line}")
+    if args.trace is not None:
+        from pybuild.fsutil import atomic_write_text
+        from pybuild.lockfile import dumps_stable
+
+        subtrees = never_loaded(zip_path, result.loaded)
+        atomic_write_text(
+            args.trace,
+            dumps_stable(
+                {
+                    "loaded": list(result.loaded),
+                    "never_loaded": [
+                        {"path": t.path, "files": t.files, "bytes": t.bytes} for t in subtrees
+                    ],
+                }
+            ),
+        )
+        print(
+            f"trace: {len(result.loaded)} files loaded; largest subtrees never loaded "
+            f"(full list in {args.trace}):"
+        )
+        for subtree in subtrees[:15]:
+            print(f"  {subtree.bytes:>12,}  {subtree.files:>5} files  {subtree.path}")
+    failed = sum(1 for c in result.checks if not c.ok)
+    if failed:
+        print(f"smoke: {failed} of {len(result.checks)} checks failed")
+        return 1
+    print(f"smoke: all {len(result.checks)} checks passed")
+    return 0
+
+
+def _cmd_smoke(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.config import load_layer
+
+    if not args.zip.is_file():
+        raise PybuildError(f"{args.zip}: no such file")
+    layer = load_layer(args.layer)
+    return run_smoke(args.zip, smoke_spec(args, layer, ui), args, ui)
+
+
+def _add_smoke_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sysroot",
+        type=Path,
+        metavar="DIR",
+        help="the target's root file system for qemu (default on x86_64 hosts: "
+        "a Debian 12 arm64 sysroot, built once and cached)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="record the files the checks load, and the largest subtrees nothing loaded, as JSON",
+    )
+    parser.add_argument(
+        "--relocate",
+        action="store_true",
+        help="run the layer where it is unpacked instead of at /opt",
+    )
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -247,15 +352,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pybuild",
-        description="Build bit-reproducible AWS Lambda layers (python-build-standalone + pinned "
-        "wheels) for arm64 and x86_64.",
-    )
-    parser.add_argument("--version", action="version", version=f"pybuild {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _parser_lock(commands: Subcommands) -> None:
     lock = commands.add_parser(
         "lock",
         help="resolve requirements.txt for the target and write layer/lock.json",
@@ -272,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lock.set_defaults(handler=_cmd_lock)
 
+
+def _parser_fetch(commands: Subcommands) -> None:
     fetch = commands.add_parser(
         "fetch",
         help="download every artifact of the lock into the cache, verified by sha256",
@@ -307,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.set_defaults(handler=_cmd_fetch)
 
+
+def _parser_build(commands: Subcommands) -> None:
     build = commands.add_parser(
         "build",
         help="build the layer zip from the lock (fetching what the cache lacks)",
@@ -350,8 +451,29 @@ def build_parser() -> argparse.ArgumentParser:
         "(directory, umask, TZ, locale, file order, SOURCE_DATE_EPOCH) and "
         "fail unless both zips are identical",
     )
+    build.add_argument(
+        "--smoke", action="store_true", help="run `pybuild smoke` on the zip after building it"
+    )
+    _add_smoke_options(build)
     build.set_defaults(handler=_cmd_build)
 
+
+def _parser_smoke(commands: Subcommands) -> None:
+    smoke = commands.add_parser(
+        "smoke",
+        help="run the layer's interpreter from /opt (under qemu if needed) and check it",
+        description="Unpack the zip, show it at /opt as Lambda does (private mount namespace as "
+        "root, else relocated), and check with Lambda's environment: the interpreter "
+        "starts, every top-level module imports, the layer's [smoke] commands run, "
+        "and nothing is compiled from source at run time. Exit 1 if a check fails.",
+    )
+    smoke.add_argument("zip", type=Path, metavar="ZIP")
+    _add_common(smoke)
+    _add_smoke_options(smoke)
+    smoke.set_defaults(handler=_cmd_smoke)
+
+
+def _parser_diff(commands: Subcommands) -> None:
     diff = commands.add_parser(
         "diff",
         help="list what differs between two layer zips",
@@ -364,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("-q", "--quiet", action="store_true", help="print only differences")
     diff.set_defaults(handler=_cmd_diff)
 
+
+def _parser_report(commands: Subcommands) -> None:
     report = commands.add_parser(
         "report",
         help="print the size table of any layer zip",
@@ -374,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-q", "--quiet", action="store_true", help="print only the table")
     report.set_defaults(handler=_cmd_report)
 
+
+def _parser_strip(commands: Subcommands) -> None:
     strip = commands.add_parser(
         "strip",
         help="strip ELF files in place, never touching a loadable byte",
@@ -386,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     strip.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     strip.set_defaults(handler=_cmd_strip)
 
+
+def _parser_verify(commands: Subcommands) -> None:
     verify = commands.add_parser(
         "verify",
         help="check every ELF file of a layer (zip or directory) against the target",
@@ -412,6 +540,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     verify.set_defaults(handler=_cmd_verify)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pybuild",
+        description="Build bit-reproducible AWS Lambda layers (python-build-standalone + pinned "
+        "wheels) for arm64 and x86_64.",
+    )
+    parser.add_argument("--version", action="version", version=f"pybuild {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _parser_lock(commands)
+    _parser_fetch(commands)
+    _parser_build(commands)
+    _parser_smoke(commands)
+    _parser_diff(commands)
+    _parser_report(commands)
+    _parser_strip(commands)
+    _parser_verify(commands)
     return parser
 
 

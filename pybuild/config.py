@@ -42,7 +42,7 @@ class Runtime:
 
 
 BYTECODE_MODES = ("unchecked-hash", "checked-hash", "sourceless")
-SYMLINK_POLICIES = ("drop", "store")
+SYMLINK_POLICIES = ("copy-small", "drop", "store")
 # AWS Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped (function + layers).
 LAMBDA_ZIP_LIMIT = 52_428_800
 LAMBDA_UNPACKED_LIMIT = 262_144_000
@@ -64,9 +64,19 @@ class BuildOptions:
 
     bytecode: str = "unchecked-hash"
     compression_level: int = 12
-    symlinks: str = "drop"
+    symlinks: str = "copy-small"
     zip_budget: int = LAMBDA_ZIP_LIMIT
     unpacked_budget: int = LAMBDA_UNPACKED_LIMIT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmokeConfig:
+    """`[smoke]`: what `pybuild smoke` runs besides starting the interpreter and the imports."""
+
+    commands: tuple[str, ...] = ()  # Python code, each run in a fresh interpreter
+    env: tuple[tuple[str, str], ...] = ()  # added to the Lambda environment
+    skip_imports: tuple[tuple[str, str], ...] = ()  # (top-level module, why it is not imported)
+    timeout: int = 600  # seconds per interpreter run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +91,7 @@ class Layer:
     profile: str | None = None  # the system profile (pybuild/data/profiles.toml); None: by glibc
     prune: PruneConfig = PruneConfig()
     options: BuildOptions = BuildOptions()
+    smoke: SmokeConfig = SmokeConfig()
 
     @property
     def lock_path(self) -> Path:
@@ -194,6 +205,7 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
     runtime = _parse_runtime(top.table("runtime", "url, sha256 and size of the PBS archive"))
     prune = _parse_prune(top.optional_table("prune"))
     options = _parse_options(top)
+    smoke = _parse_smoke(top.optional_table("smoke"))
     top.finish()
 
     if target is not None and runtime is not None:
@@ -210,7 +222,29 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
         profile=profile,
         prune=prune,
         options=options,
+        smoke=smoke,
     )
+
+
+def _string_table(table: _Table, what: str) -> tuple[tuple[str, str], ...]:
+    items = []
+    for key in sorted(table.keys()):
+        value = table.get(key, str, what)
+        if value is not None:
+            items.append((key, value))
+    table.finish()
+    return tuple(items)
+
+
+def _parse_smoke(table: _Table) -> SmokeConfig:
+    commands = table.strings("commands")
+    env = _string_table(table.optional_table("env"), "a string value")
+    skip = _string_table(table.optional_table("skip_imports"), "why the module is not imported")
+    timeout = table.optional("timeout", int, 600)
+    if timeout <= 0:
+        table.problem("timeout", f"{timeout} is not a positive number of seconds")
+    table.finish()
+    return SmokeConfig(commands=commands, env=env, skip_imports=skip, timeout=timeout)
 
 
 def _check_globs(table: _Table, key: str, globs: tuple[str, ...]) -> None:
@@ -247,7 +281,7 @@ def _parse_options(top: _Table) -> BuildOptions:
     level = archive.optional("compression_level", int, 12)
     if not 1 <= level <= 12:
         archive.problem("compression_level", f"{level} is not a libdeflate level (1-12)")
-    symlinks = archive.optional("symlinks", str, "drop")
+    symlinks = archive.optional("symlinks", str, "copy-small")
     if symlinks not in SYMLINK_POLICIES:
         archive.problem("symlinks", f"{symlinks!r} is not one of {', '.join(SYMLINK_POLICIES)}")
     archive.finish()

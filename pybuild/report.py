@@ -103,6 +103,9 @@ def build_report(
         "symlinks_dropped": [
             {"link": link, "target": target} for link, target in archive.dropped_links
         ],
+        "symlinks_copied": [
+            {"link": link, "target": target} for link, target in archive.copied_links
+        ],
         "largest_files": [
             {"path": e.name, "bytes": e.size, "zipped_bytes": e.compressed} for e in largest
         ],
@@ -171,6 +174,9 @@ def render_build_report(report: Mapping[str, Any], width: int = 100) -> str:
     if report["symlinks_dropped"]:
         links = ", ".join(f"{s['link']} -> {s['target']}" for s in report["symlinks_dropped"])
         console.print(f"symbolic links left out of the zip: {links}")
+    if report["symlinks_copied"]:
+        links = ", ".join(f"{s['link']} -> {s['target']}" for s in report["symlinks_copied"])
+        console.print(f"symbolic links to small files, written as copies: {links}")
     largest = Table("largest files", "bytes", "zipped", title_justify="left")
     for entry in report["largest_files"][:10]:
         largest.add_row(entry["path"], f"{entry['bytes']:,}", f"{entry['zipped_bytes']:,}")

@@ -55,7 +55,7 @@ def test_same_bytes_whatever_the_file_system_did(tmp_path: Path) -> None:
     b = write_zip(second, tmp_path / "b.zip", epoch=EPOCH_1980, level=12)
     assert a.sha256 == b.sha256
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
-    assert a.dropped_links == (("b/link", "z.txt"),)
+    assert a.copied_links == (("b/link", "z.txt"),)
 
     # Control: the same trees through a plain zipfile walk differ (mtimes, modes, order), so the
     # equality above is not vacuous.
@@ -81,6 +81,7 @@ def test_entries_are_explicit(tmp_path: Path) -> None:
             "b/",
             "b/c/",
             "b/c/d.py",
+            "b/link",
             "b/z.txt",
             "bin/",
             "bin/tool",
@@ -127,3 +128,24 @@ def test_failed_check_leaves_previous_zip(tmp_path: Path) -> None:
         write_zip(tmp_path / "t", out, epoch=EPOCH_1980, level=6, before_publish=refuse)
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in out.parent.iterdir()) == ["layer.zip"]
+
+
+def test_small_link_targets_are_copied_large_ones_dropped(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "small.py").write_text("X = 1\n")
+    (root / "lib" / "big.so").write_bytes(b"\x7fELF" + bytes(70_000))
+    (root / "lib" / "alias.py").symlink_to("small.py")
+    (root / "lib" / "big-alias.so").symlink_to("big.so")
+    (root / "lib" / "outside").symlink_to("/etc/hostname")
+    result = write_zip(root, tmp_path / "out.zip", epoch=EPOCH_1980, level=6)
+    assert result.copied_links == (("lib/alias.py", "small.py"),)
+    assert result.dropped_links == (
+        ("lib/big-alias.so", "big.so"),
+        ("lib/outside", "/etc/hostname"),
+    )
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.read("lib/alias.py") == b"X = 1\n"
+        assert "lib/big-alias.so" not in archive.namelist()
+    dropped = write_zip(root, tmp_path / "d.zip", epoch=EPOCH_1980, level=6, symlinks="drop")
+    assert len(dropped.dropped_links) == 3 and dropped.copied_links == ()

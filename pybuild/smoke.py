@@ -1,0 +1,362 @@
+"""`pybuild smoke`: run the layer's own interpreter from ``/opt``, as Lambda lays it out.
+
+The zip is unpacked and shown at ``/opt``: as root, in a private mount namespace (``unshare -m``)
+with a read-only bind mount, exactly like Lambda's read-only layer; otherwise the layer runs from
+where it was unpacked ("relocated", reported as such). The interpreter runs natively when the
+host has the target's architecture, else under ``qemu-<arch>-static`` with a sysroot (built from
+Debian's arm64 packages by `pybuild.debian`, or the user's own ``--sysroot``, e.g. extracted from
+a Lambda base image). Every run gets only Lambda's environment (`data/lambda-environment.toml`)
+plus the layer's `[smoke] env`.
+
+Checks, each reported with its output on failure:
+
+- the interpreter starts;
+- every top-level module in site-packages imports (except those the layer lists, with a reason,
+  in `[smoke] skip_imports`);
+- each `[smoke] commands` snippet runs;
+- nothing is compiled from source at run time: an audit hook records every ``compile`` of a
+  ``.py`` file (a missing, stale or unusable ``.pyc``: a cold-start cost on a read-only ``/opt``),
+  and a relocated layer is also checked for files written into it.
+
+With ``--trace``, the files the checks load are recorded, and the biggest subtrees nothing
+loaded are listed: the evidence prune rules are chosen from.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pybuild.errors import PybuildError
+from pybuild.layerzip import extract_layer
+from pybuild.target import Arch
+
+LAYER_MOUNT = "/opt"
+_MARKER = "@@PYBUILD-SMOKE@@"
+_OUTPUT_LINES = 25
+
+# Runs inside the layer's interpreter. argv[1] is a JSON job; the last stdout line is the result.
+_HARNESS = r"""
+import json, sys, traceback
+job = json.loads(sys.argv[1])
+compiled, opened = [], set()
+def _hook(event, args):
+    if event == "compile" and isinstance(args[1], str) and args[1].endswith(".py"):
+        compiled.append(args[1])
+    elif event == "open" and job["trace"] and isinstance(args[0], str):
+        opened.add(args[0])
+sys.addaudithook(_hook)
+result = {"ok": True}
+try:
+    if job["imports"] is not None:
+        failures = {}
+        for name in job["imports"]:
+            try:
+                __import__(name)
+            except BaseException as err:
+                failures[name] = type(err).__name__ + ": " + str(err).splitlines()[0][:300] \
+                    if str(err) else type(err).__name__
+        result["failures"] = failures
+        result["ok"] = not failures
+    else:
+        exec(compile(job["code"], "<smoke>", "exec"), {"__name__": "__main__"})
+except BaseException:
+    traceback.print_exc()
+    result["ok"] = False
+result["compiled"] = compiled
+if job["trace"]:
+    files = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+    files.add(sys.executable)
+    result["loaded"] = sorted(f for f in files | opened if isinstance(f, str))
+sys.stdout.flush()
+print("\n" + MARKER + json.dumps(result))
+""".replace("MARKER", repr(_MARKER))
+
+
+class SmokeError(PybuildError):
+    """The smoke test cannot be run (not: a check failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SmokeResult:
+    checks: tuple[Check, ...]
+    how: str  # e.g. "qemu-aarch64-static, layer at /opt (read-only bind mount)"
+    loaded: tuple[str, ...] = ()  # with --trace: layer-relative files the checks loaded
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@dataclass(frozen=True, slots=True)
+class SmokeSpec:
+    arch: Arch
+    python: str  # "python3.11"
+    commands: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    skip_imports: Mapping[str, str] = field(default_factory=dict)
+    timeout: int = 600
+    sysroot: Path | None = None
+    trace: bool = False
+    at_opt: bool | None = None  # None: at /opt when root and unshare work, else relocated
+
+
+@cache
+def lambda_environment() -> dict[str, str]:
+    text = importlib.resources.files("pybuild").joinpath("data/lambda-environment.toml")
+    return dict(tomllib.loads(text.read_text("utf-8"))["env"])
+
+
+def top_level_modules(root: Path, python: str) -> list[str]:
+    """Importable top-level names in the layer's site-packages."""
+    site = root / "python" / "lib" / python / "site-packages"
+    names: set[str] = set()
+    if not site.is_dir():
+        return []
+    for entry in site.iterdir():
+        name = entry.name
+        if entry.is_dir():
+            if name == "__pycache__" or "." in name or not name.isidentifier():
+                continue
+            if any(p.suffix in (".py", ".pyc", ".so") for p in entry.rglob("*")):
+                names.add(name)
+        elif entry.suffix in (".py", ".pyc", ".so"):
+            stem = name.split(".", 1)[0]
+            if stem.isidentifier() and stem != "__init__":
+                names.add(stem)
+    return sorted(names)
+
+
+class Runner:
+    """Runs the layer's interpreter: natively or under qemu; at /opt or relocated."""
+
+    def __init__(self, layer: Path, spec: SmokeSpec) -> None:
+        self.layer = layer
+        self.spec = spec
+        self.prefix: list[str] = []
+        host = platform.machine()
+        how = []
+        if host != spec.arch.value:
+            qemu = shutil.which(f"qemu-{spec.arch.value}-static") or shutil.which(
+                f"qemu-{spec.arch.value}"
+            )
+            if qemu is None:
+                raise SmokeError(
+                    f"running {spec.arch.value} code on this {host} host needs "
+                    f"qemu-{spec.arch.value}-static (Debian: qemu-user-static)"
+                )
+            if spec.sysroot is None:
+                raise SmokeError(
+                    f"running {spec.arch.value} code under qemu needs a sysroot (--sysroot DIR)"
+                )
+            self.prefix = [qemu, "-L", str(spec.sysroot)]
+            how.append(f"{Path(qemu).name} with sysroot {spec.sysroot}")
+        else:
+            how.append(f"native {host}")
+        self.at_opt = self._can_mount() if spec.at_opt is None else spec.at_opt
+        how.append(
+            "layer at /opt (read-only bind mount in a private mount namespace)"
+            if self.at_opt
+            else f"layer relocated to {layer} (not root: no /opt mount)"
+        )
+        self.how = ", ".join(how)
+
+    @staticmethod
+    def _can_mount() -> bool:
+        if os.geteuid() != 0 or shutil.which("unshare") is None:
+            return False
+        probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False)
+        return probe.returncode == 0
+
+    @property
+    def interpreter(self) -> str:
+        base = LAYER_MOUNT if self.at_opt else str(self.layer)
+        return f"{base}/python/bin/{self.spec.python}"
+
+    def command(self, args: Sequence[str]) -> list[str]:
+        command = [*self.prefix, self.interpreter, *args]
+        if not self.at_opt:
+            return command
+        mount = 'mount --bind "$0" /opt && mount -o remount,ro,bind /opt && exec "$@"'
+        return [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            mount,
+            str(self.layer),
+            *command,
+        ]
+
+    def run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        env = {**lambda_environment(), **self.spec.env}
+        try:
+            return subprocess.run(
+                self.command(args),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self.spec.timeout,
+                check=False,
+                cwd="/",
+            )
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(
+                args, -1, "", f"timed out after {self.spec.timeout} s"
+            )
+
+    def harness(self, job: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """Run the harness; returns (result or None if it died, combined output tail)."""
+        job = {"imports": None, "code": "", "trace": self.spec.trace, **job}
+        completed = self.run(["-c", _HARNESS, json.dumps(job)])
+        stdout, _, tail = completed.stdout.rpartition(_MARKER)
+        output = "\n".join((stdout + completed.stderr).strip().splitlines()[-_OUTPUT_LINES:])
+        if not tail.strip():
+            return None, output or f"exit code {completed.returncode}, no output"
+        return json.loads(tail), output
+
+
+def _relative(path: str, layer: Path, at_opt: bool) -> str | None:
+    base = LAYER_MOUNT if at_opt else str(layer)
+    if not path.startswith(base + "/"):
+        return None
+    relative = path[len(base) + 1 :]
+    if "/__pycache__/" in relative and relative.endswith(".pyc"):  # the source it stands for
+        directory, _, name = relative.rpartition("/__pycache__/")
+        relative = f"{directory}/{name.split('.', 1)[0]}.py"
+    return relative
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
+
+
+def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
+    """Run every check against an unpacked layer directory."""
+    runner = Runner(layer, spec)
+    before = _files(layer)
+    checks: list[Check] = []
+    loaded: set[str] = set()
+    compiled: list[str] = []
+
+    def record(result: dict[str, Any] | None) -> None:
+        if result is None:
+            return
+        compiled.extend(result.get("compiled", []))
+        for path in result.get("loaded", []):
+            relative = _relative(path, layer, runner.at_opt)
+            if relative is not None:
+                loaded.add(relative)
+
+    started = runner.run(["-c", "import sys; print(sys.version)"])
+    detail = (started.stdout + started.stderr).strip()
+    checks.append(
+        Check(
+            "the interpreter starts with Lambda's environment",
+            started.returncode == 0,
+            detail if started.returncode else "",
+        )
+    )
+    if started.returncode != 0:
+        return SmokeResult(tuple(checks), runner.how)
+
+    modules = [m for m in top_level_modules(layer, spec.python) if m not in spec.skip_imports]
+    result, output = runner.harness({"imports": modules})
+    record(result)
+    if result is None:  # the interpreter died: find the module that kills it
+        failures = {}
+        for module in modules:
+            single, single_output = runner.harness({"imports": [module]})
+            record(single)
+            if single is None or not single["ok"]:
+                failures[module] = (single or {}).get("failures", {}).get(
+                    module
+                ) or single_output.splitlines()[-1:]
+        detail = "; ".join(f"{m}: {e}" for m, e in failures.items()) or output
+    else:
+        detail = "; ".join(f"{m}: {e}" for m, e in result["failures"].items())
+    skipped = (
+        f" ({len(spec.skip_imports)} skipped by [smoke] skip_imports)" if spec.skip_imports else ""
+    )
+    checks.append(
+        Check(f"all {len(modules)} top-level modules import{skipped}", not detail, detail)
+    )
+
+    for number, code in enumerate(spec.commands, start=1):
+        result, output = runner.harness({"code": code})
+        record(result)
+        first_line = code.strip().splitlines()[0] if code.strip() else ""
+        ok = result is not None and result["ok"]
+        checks.append(Check(f"smoke command {number}: {first_line[:60]}", ok, "" if ok else output))
+
+    stale = sorted({p for c in compiled if (p := _relative(c, layer, runner.at_opt))})
+    written = sorted(_files(layer) - before)
+    problems = [f"compiled from source at run time: {', '.join(stale[:10])}"] if stale else []
+    if written:
+        problems.append(f"written into the layer: {', '.join(written[:10])}")
+    checks.append(
+        Check("no bytecode compiled or written at run time", not problems, "; ".join(problems))
+    )
+    return SmokeResult(tuple(checks), runner.how, tuple(sorted(loaded)))
+
+
+def smoke_zip(zip_path: Path, spec: SmokeSpec) -> SmokeResult:
+    with tempfile.TemporaryDirectory(prefix="pybuild-smoke-") as tmp:
+        layer = Path(tmp) / "opt"
+        layer.mkdir()
+        extract_layer(zip_path, layer)
+        return run_checks(layer, spec)
+
+
+@dataclass(frozen=True, slots=True)
+class Subtree:
+    path: str
+    files: int
+    bytes: int
+
+
+def never_loaded(layer_zip: Path, loaded: Sequence[str], limit: int = 30) -> list[Subtree]:
+    """The largest directories of the layer from which nothing was loaded (maximal ones)."""
+    import zipfile
+
+    loaded_set = set(loaded)
+    sizes: dict[str, list[int]] = {}
+    touched: set[str] = set()
+    with zipfile.ZipFile(layer_zip) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            source = _relative(f"/opt/{name}", Path("/opt"), at_opt=True) or name
+            parts = name.split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                entry = sizes.setdefault(directory, [0, 0])
+                entry[0] += 1
+                entry[1] += info.file_size
+                if source in loaded_set or name in loaded_set:
+                    touched.add(directory)
+    untouched = {d for d in sizes if d not in touched}
+    maximal = [d for d in untouched if d.rpartition("/")[0] not in untouched]
+    ranked = sorted(maximal, key=lambda d: (-sizes[d][1], d))[:limit]
+    return [Subtree(d, sizes[d][0], sizes[d][1]) for d in ranked]
