@@ -7,7 +7,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from pybuild.cache import Cache, default_cache_dir
+from pybuild.cache import Cache, default_cache_dir, file_sha256
 from pybuild.fetch import fetch_artifacts, lock_artifacts
 from pybuild.index import configured_indexes
 from pybuild.lockfile import Lock, read_lock
@@ -64,3 +64,54 @@ def write_section(name: str, markdown: str, data: dict[str, object]) -> None:
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     text = pattern.sub(lambda _m: block, text) if begin in text else f"{text.rstrip()}\n\n{block}\n"
     RESULTS.write_text(text, encoding="utf-8")
+
+
+def standin_layer(directory: Path, ui: Ui | None = None) -> Path:
+    """The reference layer with the Debian stand-in runtime, locked, in `directory`.
+
+    Everything but the runtime comes from layer/layer.toml: requirements, prune rules, budgets,
+    smoke commands. The target's glibc becomes 2.36 (the stand-in's Debian python needs
+    GLIBC_2.35) with the debian12 system profile; the wheels locked for it are the same files
+    as in layer/lock.json (checked by `check_same_wheels`).
+    """
+    from pybuild.debian import build_standin_runtime
+
+    ui = ui or Ui()
+    runtime = build_standin_runtime(default_cache_dir(), ui)
+    sha256, size = file_sha256(runtime)
+    version = runtime.name.split("-")[1].split("+")[0]
+    text = (ROOT / "layer" / "layer.toml").read_text(encoding="utf-8")
+    out: list[str] = []
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+            out.append(line)
+            if section == "[runtime]":
+                out += [f'url = "{runtime.as_uri()}"', f'sha256 = "{sha256}"', f"size = {size}",
+                        f'python_version = "{version}"', 'release = "20260101"',
+                        'triple = "aarch64-unknown-linux-gnu"', 'flavor = "install_only"']
+            continue
+        if section == "[runtime]" and stripped and not stripped.startswith("#"):
+            continue
+        if stripped.startswith("requirements ="):
+            line = f'requirements = "{ROOT / "requirements.txt"}"'
+        elif stripped.startswith("glibc ="):
+            line = 'glibc = "2.36"\nprofile = "debian12"'
+        elif stripped.startswith("scripts ="):
+            line = line.replace('"smoke/', f'"{ROOT / "layer" / "smoke"}/')
+        out.append(line)
+    directory.mkdir(parents=True, exist_ok=True)
+    layer = directory / "layer.toml"
+    layer.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return layer
+
+
+def check_same_wheels(standin_lock: Path) -> None:
+    """The stand-in variant must install exactly the reference lock's wheels."""
+    reference = {(w.filename, w.sha256) for w in reference_lock().wheels}
+    variant = {(w.filename, w.sha256) for w in read_lock(standin_lock).wheels}
+    if reference != variant:
+        raise SystemExit(f"the stand-in layer's wheels differ from layer/lock.json: "
+                         f"{sorted(reference ^ variant)}")

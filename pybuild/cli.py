@@ -249,7 +249,7 @@ def smoke_spec(args: argparse.Namespace, layer: Any, ui: Ui) -> Any:
     """The smoke test settings from layer.toml and the command line (sysroot built if needed)."""
     import platform
 
-    from pybuild.smoke import SmokeSpec
+    from pybuild.smoke import SmokeSpec, command_label
 
     sysroot = args.sysroot
     if sysroot is None and platform.machine() != layer.target.arch.value:
@@ -264,7 +264,8 @@ def smoke_spec(args: argparse.Namespace, layer: Any, ui: Ui) -> Any:
     return SmokeSpec(
         arch=layer.target.arch,
         python=f"python{layer.target.python_str}",
-        commands=layer.smoke.commands,
+        commands=tuple((command_label(code), code) for code in layer.smoke.commands)
+        + tuple((script.name, script.read_text("utf-8")) for script in layer.smoke.scripts),
         env=dict(layer.smoke.env),
         skip_imports=dict(layer.smoke.skip_imports),
         timeout=layer.smoke.timeout,

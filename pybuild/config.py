@@ -42,6 +42,7 @@ class Runtime:
 
 
 BYTECODE_MODES = ("unchecked-hash", "checked-hash", "sourceless")
+ALL_FILES = "<all files of the distribution>"
 SYMLINK_POLICIES = ("copy-small", "drop", "store")
 # AWS Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped (function + layers).
 LAMBDA_ZIP_LIMIT = 52_428_800
@@ -55,7 +56,9 @@ class PruneConfig:
     defaults: bool = True
     drop: tuple[str, ...] = ()  # globs relative to the layer root
     keep: tuple[str, ...] = ()  # globs never removed, whatever rule matches
-    packages: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (distribution, globs in site-packages)
+    # (distribution, globs relative to site-packages); the value "all" in layer.toml removes every
+    # file the distribution installed (its console scripts too), given here as ALL_FILES.
+    packages: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +66,7 @@ class BuildOptions:
     """`[bytecode]`, `[archive]` and `[budgets]`."""
 
     bytecode: str = "unchecked-hash"
+    debug_ranges: bool = True  # PEP 657 column positions in the bytecode
     compression_level: int = 12
     symlinks: str = "copy-small"
     zip_budget: int = LAMBDA_ZIP_LIMIT
@@ -74,6 +78,7 @@ class SmokeConfig:
     """`[smoke]`: what `pybuild smoke` runs besides starting the interpreter and the imports."""
 
     commands: tuple[str, ...] = ()  # Python code, each run in a fresh interpreter
+    scripts: tuple[Path, ...] = ()  # Python files (relative to layer.toml), run the same way
     env: tuple[tuple[str, str], ...] = ()  # added to the Lambda environment
     skip_imports: tuple[tuple[str, str], ...] = ()  # (top-level module, why it is not imported)
     timeout: int = 600  # seconds per interpreter run
@@ -205,7 +210,7 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
     runtime = _parse_runtime(top.table("runtime", "url, sha256 and size of the PBS archive"))
     prune = _parse_prune(top.optional_table("prune"))
     options = _parse_options(top)
-    smoke = _parse_smoke(top.optional_table("smoke"))
+    smoke = _parse_smoke(top.optional_table("smoke"), path.parent)
     top.finish()
 
     if target is not None and runtime is not None:
@@ -236,15 +241,21 @@ def _string_table(table: _Table, what: str) -> tuple[tuple[str, str], ...]:
     return tuple(items)
 
 
-def _parse_smoke(table: _Table) -> SmokeConfig:
+def _parse_smoke(table: _Table, base: Path) -> SmokeConfig:
     commands = table.strings("commands")
+    scripts = tuple(base / script for script in table.strings("scripts"))
+    for script in scripts:
+        if not script.is_file():
+            table.problem("scripts", f"{script}: no such file")
     env = _string_table(table.optional_table("env"), "a string value")
     skip = _string_table(table.optional_table("skip_imports"), "why the module is not imported")
     timeout = table.optional("timeout", int, 600)
     if timeout <= 0:
         table.problem("timeout", f"{timeout} is not a positive number of seconds")
     table.finish()
-    return SmokeConfig(commands=commands, env=env, skip_imports=skip, timeout=timeout)
+    return SmokeConfig(
+        commands=commands, scripts=scripts, env=env, skip_imports=skip, timeout=timeout
+    )
 
 
 def _check_globs(table: _Table, key: str, globs: tuple[str, ...]) -> None:
@@ -260,8 +271,14 @@ def _parse_prune(table: _Table) -> PruneConfig:
     _check_globs(table, "drop", drop)
     _check_globs(table, "keep", keep)
     packages_table = table.optional_table("packages")
-    packages = []
+    packages: list[tuple[str, tuple[str, ...]]] = []
     for name in sorted(packages_table.keys()):
+        value = packages_table.optional(name, object)
+        if isinstance(value, str):
+            if value != "all":
+                packages_table.problem(name, f'expected an array of globs or "all", got {value!r}')
+            packages.append((name, (ALL_FILES,)))
+            continue
         globs = packages_table.strings(name)
         _check_globs(packages_table, name, globs)
         packages.append((name, globs))
@@ -275,6 +292,7 @@ def _parse_options(top: _Table) -> BuildOptions:
     mode = bytecode.optional("mode", str, "unchecked-hash")
     if mode not in BYTECODE_MODES:
         bytecode.problem("mode", f"{mode!r} is not one of {', '.join(BYTECODE_MODES)}")
+    debug_ranges = bytecode.optional("debug_ranges", bool, True)
     bytecode.finish()
 
     archive = top.optional_table("archive")
@@ -298,6 +316,7 @@ def _parse_options(top: _Table) -> BuildOptions:
     budgets.finish()
     return BuildOptions(
         bytecode=mode,
+        debug_ranges=debug_ranges,
         compression_level=level,
         symlinks=symlinks,
         zip_budget=zip_budget,

@@ -108,12 +108,13 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
             raise CheckError(f"verify failed: {len(verified.problems)} problems: {listing}")
 
         ui.info(f"compiling bytecode ({options.bytecode}) with CPython {compiler.version}")
-        compiled = compile_tree(tree, options.bytecode, compiler)
+        compiled = compile_tree(tree, options.bytecode, compiler, debug_ranges=options.debug_ranges)
         stages.append(_size(tree, "bytecode"))
 
         settings = {
             "pybuild": __version__,
             "bytecode": options.bytecode,
+            "bytecode_debug_ranges": options.debug_ranges,
             "bytecode_compiler": compiler.version,
             "compression": f"libdeflate level {options.compression_level} (deflate "
             f"{importlib.metadata.version('deflate')})",

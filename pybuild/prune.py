@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from pybuild.assemble import RUNTIME, Removal, Tree
-from pybuild.config import PruneConfig
+from pybuild.config import ALL_FILES, PruneConfig
 from pybuild.elf import ElfError, looks_like_elf, read_elf
 from pybuild.errors import ConfigError
 
@@ -93,6 +93,15 @@ def build_rules(config: PruneConfig, tree: Tree, distributions: set[str]) -> lis
                 f"[prune.packages] {distribution}: not a distribution of this "
                 f"layer (known: {', '.join(sorted(distributions))})"
             )
+        if globs == (ALL_FILES,):
+            rules.append(
+                Rule(
+                    f"layer.toml [prune.packages] {distribution} = all",
+                    distribution,
+                    (glob_regex("**"),),
+                )
+            )
+            continue
         inside = tuple(f"{tree.site_packages}/{g}" for g in globs)
         rules.append(
             Rule(f"layer.toml [prune.packages] {distribution}", distribution, compile_all(inside))

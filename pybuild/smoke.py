@@ -110,7 +110,7 @@ class SmokeResult:
 class SmokeSpec:
     arch: Arch
     python: str  # "python3.11"
-    commands: tuple[str, ...] = ()
+    commands: tuple[tuple[str, str], ...] = ()  # (label, Python code)
     env: Mapping[str, str] = field(default_factory=dict)
     skip_imports: Mapping[str, str] = field(default_factory=dict)
     timeout: int = 600
@@ -259,11 +259,11 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
     loaded: set[str] = set()
     compiled: list[str] = []
 
-    def record(result: dict[str, Any] | None) -> None:
+    def record(result: dict[str, Any] | None, traced: bool = True) -> None:
         if result is None:
             return
         compiled.extend(result.get("compiled", []))
-        for path in result.get("loaded", []):
+        for path in result.get("loaded", []) if traced else []:
             relative = _relative(path, layer, runner.at_opt)
             if relative is not None:
                 loaded.add(relative)
@@ -280,14 +280,17 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
     if started.returncode != 0:
         return SmokeResult(tuple(checks), runner.how)
 
+    # The trace is the evidence for prune rules: it records what the commands load, or, for a
+    # layer without commands, what importing every top-level module loads.
+    trace_imports = not spec.commands
     modules = [m for m in top_level_modules(layer, spec.python) if m not in spec.skip_imports]
     result, output = runner.harness({"imports": modules})
-    record(result)
+    record(result, traced=trace_imports)
     if result is None:  # the interpreter died: find the module that kills it
         failures = {}
         for module in modules:
             single, single_output = runner.harness({"imports": [module]})
-            record(single)
+            record(single, traced=trace_imports)
             if single is None or not single["ok"]:
                 failures[module] = (single or {}).get("failures", {}).get(
                     module
@@ -302,12 +305,11 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
         Check(f"all {len(modules)} top-level modules import{skipped}", not detail, detail)
     )
 
-    for number, code in enumerate(spec.commands, start=1):
+    for label, code in spec.commands:
         result, output = runner.harness({"code": code})
         record(result)
-        first_line = code.strip().splitlines()[0] if code.strip() else ""
         ok = result is not None and result["ok"]
-        checks.append(Check(f"smoke command {number}: {first_line[:60]}", ok, "" if ok else output))
+        checks.append(Check(f"smoke: {label}", ok, "" if ok else output))
 
     stale = sorted({p for c in compiled if (p := _relative(c, layer, runner.at_opt))})
     written = sorted(_files(layer) - before)
@@ -318,6 +320,13 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
         Check("no bytecode compiled or written at run time", not problems, "; ".join(problems))
     )
     return SmokeResult(tuple(checks), runner.how, tuple(sorted(loaded)))
+
+
+def command_label(code: str) -> str:
+    """A short name for a `[smoke] commands` snippet: its first non-empty line."""
+    lines = [line.strip() for line in code.splitlines() if line.strip()]
+    first = lines[0] if lines else "(empty)"
+    return first if len(first) <= 60 else first[:57] + "..."
 
 
 def smoke_zip(zip_path: Path, spec: SmokeSpec) -> SmokeResult:
