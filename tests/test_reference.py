@@ -43,6 +43,7 @@ def test_relocking_against_the_real_index_reproduces_the_lock(tmp_path: Path) ->
     copy = tmp_path / "repo"
     (copy / "layer").mkdir(parents=True)
     shutil.copy(REPO / "layer" / "layer.toml", copy / "layer")
+    shutil.copytree(REPO / "layer" / "smoke", copy / "layer" / "smoke")
     shutil.copy(REPO / "requirements.txt", copy)
     env = {**os.environ, "PYBUILD_CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run(
