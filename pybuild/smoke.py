@@ -230,7 +230,10 @@ class Runner:
         job = {"imports": None, "code": "", "trace": self.spec.trace, **job}
         completed = self.run(["-c", _HARNESS, json.dumps(job)])
         stdout, _, tail = completed.stdout.rpartition(_MARKER)
-        output = "\n".join((stdout + completed.stderr).strip().splitlines()[-_OUTPUT_LINES:])
+        output = "\n".join(
+            stdout.strip().splitlines()[-_OUTPUT_LINES // 3 :]
+            + completed.stderr.strip().splitlines()[-_OUTPUT_LINES:]
+        )
         if not tail.strip():
             return None, output or f"exit code {completed.returncode}, no output"
         return json.loads(tail), output

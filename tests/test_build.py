@@ -236,14 +236,18 @@ def test_budget_failure_keeps_the_previous_zip(
     ]
 
 
-def test_sourceless_bytecode(layer: Path, tmp_path: Path) -> None:
-    layer.write_text(layer.read_text() + '[bytecode]\nmode = "sourceless"\n')
+def test_sourceless_bytecode_without_debug_ranges(layer: Path, tmp_path: Path) -> None:
+    layer.write_text(layer.read_text() + '[bytecode]\nmode = "sourceless"\ndebug_ranges = false\n')
     assert _build(layer, tmp_path / "dist") == 0
     with zipfile.ZipFile(tmp_path / "dist" / "testlayer.zip") as archive:
         names = set(archive.namelist())
-    assert f"{SITE}/app/__init__.pyc" in names
+        pyc = archive.read(f"{SITE}/app/__init__.pyc")
     assert f"{SITE}/app/__init__.py" not in names
     assert not any("__pycache__" in n for n in names)
+    code = marshal.loads(pyc[16:])  # noqa: S302 - our own build output
+    positions = [p for p in code.co_positions() if p[0] is not None]
+    assert positions and all(p[2] is None and p[3] is None for p in positions)  # no columns
+    assert {p[0] for p in positions} >= {1, 2}  # line numbers stay
 
 
 def test_missing_compiler_is_one_clear_line(

@@ -135,3 +135,72 @@ def test_x86_64_target(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert load_layer(path).target.arch is Arch.X86_64
+
+
+def test_build_sections(tmp_path: Path) -> None:
+    (tmp_path / "smoke.py").write_text("print(1)\n")
+    path = tmp_path / "layer.toml"
+    path.write_text(
+        GOOD
+        + """
+[prune]
+defaults = false
+drop = ["python/lib/{python}/pydoc.py"]
+keep = ["python/bin/**"]
+[prune.packages]
+big = "all"
+small = ["small/tests/**"]
+[bytecode]
+mode = "sourceless"
+debug_ranges = false
+[archive]
+compression_level = 9
+symlinks = "store"
+[budgets]
+zip_bytes = 1000
+[smoke]
+commands = ["import sys"]
+scripts = ["smoke.py"]
+timeout = 30
+[smoke.env]
+A = "1"
+[smoke.skip_imports]
+gui = "needs a display"
+"""
+    )
+    layer = load_layer(path)
+    assert layer.prune.defaults is False
+    assert dict(layer.prune.packages)["small"] == ("small/tests/**",)
+    assert layer.options.bytecode == "sourceless" and layer.options.debug_ranges is False
+    assert layer.options.compression_level == 9 and layer.options.symlinks == "store"
+    assert layer.options.zip_budget == 1000
+    assert layer.options.unpacked_budget == 262_144_000
+    assert layer.smoke.scripts == (tmp_path / "smoke.py",)
+    assert layer.smoke.env == (("A", "1"),)
+    assert layer.smoke.skip_imports == (("gui", "needs a display"),)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            '[prune.packages]\nbig = "some"\n',
+            'prune.packages.big: expected an array of globs or "all"',
+        ),
+        ('[prune]\ndrop = ["../etc/**"]\n', "prune.drop: '../etc/**' must be a relative glob"),
+        ("[prune]\ndrop = [1]\n", "prune.drop: expected an array of strings"),
+        ('[bytecode]\nmode = "fast"\n', "bytecode.mode: 'fast' is not one of unchecked-hash"),
+        ('[bytecode]\ndebug_ranges = "no"\n', "bytecode.debug_ranges: expected true or false"),
+        (
+            "[archive]\ncompression_level = 13\n",
+            "archive.compression_level: 13 is not a libdeflate",
+        ),
+        ('[archive]\nsymlinks = "follow"\n', "archive.symlinks: 'follow' is not one of copy-small"),
+        ("[budgets]\nzip_bytes = 60000000\n", "budgets.zip_bytes: 60000000 is not between 1 and"),
+        ('[smoke]\nscripts = ["nope.py"]\n', "smoke.scripts: "),
+        ("[smoke]\ntimeout = 0\n", "smoke.timeout: 0 is not a positive number of seconds"),
+        ("[smoke]\ncommand = []\n", "smoke.command: unknown key"),
+    ],
+)
+def test_bad_build_sections(tmp_path: Path, section: str, expected: str) -> None:
+    assert expected in _error(tmp_path, GOOD + section)
