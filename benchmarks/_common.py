@@ -89,19 +89,26 @@ def standin_layer(directory: Path, ui: Ui | None = None) -> Path:
             section = stripped
             out.append(line)
             if section == "[runtime]":
-                out += [f'url = "{runtime.as_uri()}"', f'sha256 = "{sha256}"', f"size = {size}",
-                        f'python_version = "{version}"', 'release = "20260101"',
-                        'triple = "aarch64-unknown-linux-gnu"', 'flavor = "install_only"']
+                out += [
+                    f'url = "{runtime.as_uri()}"',
+                    f'sha256 = "{sha256}"',
+                    f"size = {size}",
+                    f'python_version = "{version}"',
+                    'release = "20260101"',
+                    'triple = "aarch64-unknown-linux-gnu"',
+                    'flavor = "install_only"',
+                ]
             continue
         if section == "[runtime]" and stripped and not stripped.startswith("#"):
             continue
         if stripped.startswith("requirements ="):
-            line = f'requirements = "{ROOT / "requirements.txt"}"'
+            out.append(f'requirements = "{ROOT / "requirements.txt"}"')
         elif stripped.startswith("glibc ="):
-            line = 'glibc = "2.36"\nprofile = "debian12"'
+            out += ['glibc = "2.36"', 'profile = "debian12"']
         elif stripped.startswith("scripts ="):
-            line = line.replace('"smoke/', f'"{ROOT / "layer" / "smoke"}/')
-        out.append(line)
+            out.append(line.replace('"smoke/', f'"{ROOT / "layer" / "smoke"}/'))
+        else:
+            out.append(line)
     directory.mkdir(parents=True, exist_ok=True)
     layer = directory / "layer.toml"
     layer.write_text("\n".join(out) + "\n", encoding="utf-8")
@@ -113,5 +120,7 @@ def check_same_wheels(standin_lock: Path) -> None:
     reference = {(w.filename, w.sha256) for w in reference_lock().wheels}
     variant = {(w.filename, w.sha256) for w in read_lock(standin_lock).wheels}
     if reference != variant:
-        raise SystemExit(f"the stand-in layer's wheels differ from layer/lock.json: "
-                         f"{sorted(reference ^ variant)}")
+        raise SystemExit(
+            f"the stand-in layer's wheels differ from layer/lock.json: "
+            f"{sorted(reference ^ variant)}"
+        )
