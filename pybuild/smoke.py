@@ -3,10 +3,10 @@
 The zip is unpacked and shown at ``/opt``: as root, in a private mount namespace (``unshare -m``)
 with a read-only bind mount, exactly like Lambda's read-only layer; otherwise the layer runs from
 where it was unpacked ("relocated", reported as such). The interpreter runs natively when the
-host has the target's architecture, else under ``qemu-<arch>-static`` with a sysroot (built from
-Debian's arm64 packages by `pybuild.debian`, or the user's own ``--sysroot``, e.g. extracted from
-a Lambda base image). Every run gets only Lambda's environment (`data/lambda-environment.toml`)
-plus the layer's `[smoke] env`.
+host has the target's architecture and no sysroot is given, else under ``qemu-<arch>-static``
+with a sysroot (built from Debian's arm64 packages by `pybuild.debian`, or the user's own
+``--sysroot``, e.g. extracted from a Lambda base image). Every run gets only Lambda's
+environment (`data/lambda-environment.toml`) plus the layer's `[smoke] env`.
 
 Checks, each reported with its output on failure:
 
@@ -154,13 +154,15 @@ class Runner:
         self.prefix: list[str] = []
         host = platform.machine()
         how = []
-        if host != spec.arch.value:
+        # qemu user mode for a foreign architecture, and also natively whenever a sysroot is
+        # given: it is how the layer sees exactly that sysroot's libraries, as in Lambda.
+        if host != spec.arch.value or spec.sysroot is not None:
             qemu = shutil.which(f"qemu-{spec.arch.value}-static") or shutil.which(
                 f"qemu-{spec.arch.value}"
             )
             if qemu is None:
                 raise SmokeError(
-                    f"running {spec.arch.value} code on this {host} host needs "
+                    f"running {spec.arch.value} code with a sysroot on this {host} host needs "
                     f"qemu-{spec.arch.value}-static (Debian: qemu-user-static)"
                 )
             if spec.sysroot is None:

@@ -1,0 +1,72 @@
+# The flake's checks: the test suite, lint, types, and the layer verified, smoke-tested and
+# built twice.
+#
+# Type: { pkgs, pybuild, layer, src } -> { <name> = derivation; }
+# Example: import ./nix/checks.nix { inherit pkgs pybuild layer; src = ./.; }
+{
+  pkgs,
+  pybuild,
+  layer,
+  src,
+}:
+let
+  python = pkgs.python311;
+  env = python.withPackages (p: [
+    (p.toPythonModule pybuild)
+    p.pytest
+    p.pytest-timeout
+    p.cyclonedx-python-lib
+    p.jsonschema
+    p.mypy
+  ]);
+  inTree = name: inputs: script:
+    pkgs.runCommand "pybuild-${name}" { nativeBuildInputs = inputs; } ''
+      cp -r ${src} src
+      chmod -R u+w src
+      cd src
+      export HOME="$TMPDIR" PYBUILD_UV=${pkgs.uv}/bin/uv
+      ${script}
+      touch "$out"
+    '';
+
+  # An aarch64 glibc + GCC runtime for qemu-aarch64 -L: what a Lambda image gives a layer.
+  sysroot =
+    let
+      cross = pkgs.pkgsCross.aarch64-multiplatform;
+    in
+    pkgs.runCommand "aarch64-sysroot" { } ''
+      mkdir -p "$out/lib"
+      cp -L ${cross.glibc}/lib/*.so* "$out/lib/"
+      cp -L ${cross.stdenv.cc.cc.lib}/aarch64-unknown-linux-gnu/lib/lib{gcc_s,stdc++}.so* \
+        "$out/lib/"
+    '';
+  zip = "${layer}/${layer.passthru.lock.name}.zip";
+  secondBuild = layer.overrideAttrs (_: {
+    PYBUILD_SECOND_BUILD = "1"; # another derivation: built again, independently
+  });
+in
+{
+  pytest = inTree "pytest" [ env ] ''
+    python -m pytest -p no:cacheprovider -m "not network"
+  '';
+  ruff = inTree "ruff" [ pkgs.ruff ] ''
+    ruff check --no-cache pybuild tests benchmarks
+    ruff format --no-cache --check pybuild tests benchmarks
+  '';
+  mypy = inTree "mypy" [ env ] ''
+    mypy --cache-dir "$TMPDIR/mypy"
+  '';
+  verify = inTree "verify" [ pybuild ] ''
+    pybuild verify ${zip} --layer layer/layer.toml
+  '';
+  # qemu user mode with the sysroot on every host (on aarch64 it isolates the same way).
+  smoke = inTree "smoke" [ pybuild pkgs.qemu ] ''
+    pybuild smoke ${zip} --layer layer/layer.toml --sysroot ${sysroot}
+  '';
+  reproducible = pkgs.runCommand "pybuild-reproducible" { } ''
+    cmp ${zip} ${secondBuild}/${layer.passthru.lock.name}.zip
+    cmp ${layer}/${layer.passthru.lock.name}.report.json \
+      ${secondBuild}/${layer.passthru.lock.name}.report.json
+    touch "$out"
+  '';
+}
