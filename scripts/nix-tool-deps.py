@@ -29,7 +29,7 @@ PLATFORM_WHEELS = {"lief": {"x86_64-linux": "x86_64", "aarch64-linux": "aarch64"
 
 def _pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    pins = {}
+    pins: dict[str, str] = {}
     for line in project["dependencies"]:
         requirement = Requirement(line)
         pins[canonicalize_name(requirement.name)] = next(iter(requirement.specifier)).version
@@ -42,8 +42,14 @@ def _entry(filename: str, sha256: str | None) -> dict[str, str]:
     if filename.endswith(".whl"):
         parse_wheel_filename(filename)  # a valid wheel name: the split below is safe
         stem = filename[:-4].split("-")
-        return {"filename": filename, "pname": stem[0], "python": stem[-3], "abi": stem[-2],
-                "platform": stem[-1], "sha256": sha256}
+        return {
+            "filename": filename,
+            "pname": stem[0],
+            "python": stem[-3],
+            "abi": stem[-2],
+            "platform": stem[-1],
+            "sha256": sha256,
+        }
     return {"filename": filename, "pname": filename.rsplit("-", 1)[0], "sha256": sha256}
 
 
@@ -57,7 +63,9 @@ def main() -> int:
         files = {f.filename: f.sha256 for f in project_files(index, name, retry)}
         prefix = f"{name.replace('-', '_')}-{version}"
         if name in PURE_WHEELS:
-            filename = next(f for f in files if f.startswith(prefix) and f.endswith("-none-any.whl"))
+            filename = next(
+                f for f in files if f.startswith(prefix) and f.endswith("-none-any.whl")
+            )
             out[name] = {"version": version, "wheel": _entry(filename, files[filename])}
         elif name in SDISTS:
             filename = f"{prefix}.tar.gz"
@@ -65,8 +73,11 @@ def main() -> int:
         else:
             wheels = {}
             for system, arch in PLATFORM_WHEELS[name].items():
-                filename = next(f for f in files if f.startswith(f"{prefix}-cp311-cp311-")
-                                and f.endswith(f"_{arch}.whl"))
+                filename = next(
+                    f
+                    for f in files
+                    if f.startswith(f"{prefix}-cp311-cp311-") and f.endswith(f"_{arch}.whl")
+                )
                 wheels[system] = _entry(filename, files[filename])
             out[name] = {"version": version, "wheels": wheels}
     atomic_write_text(ROOT / "nix" / "tool-deps.json", dumps_stable(out))
