@@ -244,8 +244,46 @@ class WheelInput:
     filename: str  # the wheel's real file name
 
 
-def assemble(runtime_archive: Path, wheels: Iterable[WheelInput], tree: Tree) -> list[Removal]:
-    """Lay out the runtime, then every wheel (sorted by name); return what was taken out."""
+LAYER_OWNER = "layer"  # files of `[include]`: the layer's own code
+
+
+def include_sources(paths: Iterable[Path], tree: Tree) -> None:
+    """Copy the layer's own files and packages into site-packages (owner "layer").
+
+    Directories are copied recursively, without bytecode caches; anything but regular files and
+    directories is refused, and so is a path some wheel already installed.
+    """
+    for source in paths:
+        files = (
+            [source]
+            if source.is_file()
+            else sorted(
+                p for p in source.rglob("*") if "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
+        )
+        for path in files:
+            if path.is_dir():
+                continue
+            if path.is_symlink() or not path.is_file():
+                raise AssembleError(f"[include] {path}: not a regular file")
+            relative = f"{tree.site_packages}/{source.name}"
+            if path != source:
+                relative += "/" + path.relative_to(source).as_posix()
+            owner = tree.owners.get(relative)
+            if owner is not None:
+                raise AssembleError(f"[include] {path} and {owner} both install {relative}")
+            target = tree.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            target.chmod(0o644)
+            tree.owners[relative] = LAYER_OWNER
+
+
+def assemble(
+    runtime_archive: Path, wheels: Iterable[WheelInput], tree: Tree, include: Iterable[Path] = ()
+) -> list[Removal]:
+    """Lay out the runtime, then every wheel (sorted by name), then the layer's own files;
+    return what was taken out."""
     extract_runtime(runtime_archive, tree)
     if not (tree.root / "python" / "bin" / tree.python).exists():
         raise AssembleError(
@@ -255,4 +293,5 @@ def assemble(runtime_archive: Path, wheels: Iterable[WheelInput], tree: Tree) ->
     removed = remove_bundled_installers(tree)
     for wheel in _creation_order(sorted(wheels, key=lambda w: w.distribution)):
         install_wheel(wheel.path, wheel.distribution, tree, wheel.filename)
+    include_sources(include, tree)
     return removed

@@ -208,6 +208,12 @@ def _cmd_build(args: argparse.Namespace, ui: Ui) -> int:
     archive = result.archive
     ui.info(f"{archive.path}: {archive.size:,} bytes, sha256 {archive.sha256}")
     ui.info(f"report: {result.report_path} (and .txt)")
+    if result.deploy is not None:
+        ui.info(
+            f"deploy: {result.deploy.publish.name} (aws lambda publish-layer-version "
+            f"--cli-input-json file://... --zip-file fileb://...), "
+            f"{result.deploy.serverless.name}, {result.deploy.sam.name}"
+        )
     if args.check:
         from pybuild.pipeline import check_reproducible
 
@@ -344,6 +350,28 @@ def _add_smoke_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the layer where it is unpacked instead of at /opt",
     )
+
+
+def _cmd_doctor(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.cache import Cache, default_cache_dir
+    from pybuild.config import load_layer
+    from pybuild.doctor import diagnose, problems
+
+    findings = diagnose(
+        load_layer(args.layer),
+        Cache(default_cache_dir()),
+        python=args.python,
+        index_url=args.index_url,
+    )
+    for finding in findings:
+        status = "PASS" if finding.ok else "note" if finding.optional else "FAIL"
+        print(f"{status}  {finding.name}: {finding.detail}")
+    failed = problems(findings)
+    if failed:
+        print(f"doctor: {len(failed)} of {len(findings)} checks failed")
+        return 1
+    print("doctor: ready to lock, build and smoke-test")
+    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -543,6 +571,20 @@ def _parser_verify(commands: Subcommands) -> None:
     verify.set_defaults(handler=_cmd_verify)
 
 
+def _parser_doctor(commands: Subcommands) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that this machine can lock, build and smoke-test the layer",
+        description="One line per check (bytecode compiler, qemu and sysroot, Nix, cache "
+        "directory, package index, runtime), with what to do about a failure. "
+        "Exit 1 if a required check fails.",
+    )
+    _add_common(doctor)
+    _add_index(doctor)
+    doctor.add_argument("--python", metavar="PATH", help="the CPython that would compile bytecode")
+    doctor.set_defaults(handler=_cmd_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pybuild",
@@ -559,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     _parser_report(commands)
     _parser_strip(commands)
     _parser_verify(commands)
+    _parser_doctor(commands)
     return parser
 
 

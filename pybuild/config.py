@@ -97,6 +97,8 @@ class Layer:
     prune: PruneConfig = PruneConfig()
     options: BuildOptions = BuildOptions()
     smoke: SmokeConfig = SmokeConfig()
+    # `[include] site_packages`: the layer's own files and packages, copied into site-packages
+    include: tuple[Path, ...] = ()
 
     @property
     def lock_path(self) -> Path:
@@ -211,6 +213,7 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
     prune = _parse_prune(top.optional_table("prune"))
     options = _parse_options(top)
     smoke = _parse_smoke(top.optional_table("smoke"), path.parent)
+    include = _parse_include(top.optional_table("include"), path.parent)
     top.finish()
 
     if target is not None and runtime is not None:
@@ -228,7 +231,19 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
         prune=prune,
         options=options,
         smoke=smoke,
+        include=include,
     )
+
+
+def _parse_include(table: _Table, base: Path) -> tuple[Path, ...]:
+    paths = tuple(base / entry for entry in table.strings("site_packages"))
+    for entry in paths:
+        if not entry.exists():
+            table.problem("site_packages", f"{entry}: no such file or directory")
+        elif entry.is_symlink():
+            table.problem("site_packages", f"{entry}: a symbolic link (give the real path)")
+    table.finish()
+    return paths
 
 
 def _string_table(table: _Table, what: str) -> tuple[tuple[str, str], ...]:

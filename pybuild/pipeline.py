@@ -20,6 +20,7 @@ from pybuild.budgets import check_budgets
 from pybuild.bytecode import compile_tree, find_compiler
 from pybuild.cache import Cache
 from pybuild.config import Layer
+from pybuild.deploy import DeployFiles, write_deploy_files
 from pybuild.errors import CheckError, LockError
 from pybuild.fetch import fetch
 from pybuild.fsutil import atomic_write_text
@@ -54,6 +55,7 @@ class BuildResult:
     archive: ArchiveResult
     report: dict[str, Any]
     report_path: Path
+    deploy: DeployFiles | None = None
 
 
 def _size(tree: Tree, stage: str) -> StageSize:
@@ -90,7 +92,7 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
         tree.root.mkdir()
         ui.info(f"assembling {lock.runtime.filename} and {len(lock.wheels)} wheels")
         wheels = [WheelInput(w.name, fetched[w.sha256], w.filename) for w in lock.wheels]
-        removed = assemble(fetched[lock.runtime.sha256], wheels, tree)
+        removed = assemble(fetched[lock.runtime.sha256], wheels, tree, layer.include)
         stages = [_size(tree, "assemble")]
 
         ui.info("pruning")
@@ -155,7 +157,15 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
     report_path = request.out_dir / f"{layer.name}.report.json"
     atomic_write_text(report_path, dumps_stable(report))
     atomic_write_text(request.out_dir / f"{layer.name}.report.txt", render_build_report(report))
-    return BuildResult(archive, report, report_path)
+    deploy = write_deploy_files(
+        name=layer.name,
+        zip_path=archive.path,
+        sha256=archive.sha256,
+        target=lock.target,
+        profile=target.profile,
+        python=f"python{lock.target.python_str}",
+    )
+    return BuildResult(archive, report, report_path, deploy)
 
 
 def source_date_epoch() -> str | None:

@@ -26,6 +26,7 @@ class Profile:
     description: str
     glibc: tuple[int, int]
     system_libraries: frozenset[str]
+    lambda_runtimes: tuple[str, ...]  # empty: not a Lambda image
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ def load_profiles() -> dict[str, Profile]:
             description=raw["description"],
             glibc=parse_version2(raw["glibc"], major=2),
             system_libraries=frozenset(raw["system_libraries"]),
+            lambda_runtimes=tuple(raw["lambda_runtimes"]),
         )
     return profiles
 

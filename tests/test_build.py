@@ -128,6 +128,20 @@ def test_build_produces_a_lambda_layer(layer: Path, tmp_path: Path) -> None:
     assert report["strip"][0]["bytes_after"] < report["strip"][0]["bytes_before"]
     assert (out / "testlayer.report.txt").read_text().startswith("testlayer: testlayer.zip")
 
+    # What a deployer needs, beside the zip (Amazon Linux 2023 profile: glibc 2.34).
+    publish = json.loads((out / "testlayer.publish-layer-version.json").read_text())
+    assert publish["LayerName"] == "testlayer"
+    assert publish["CompatibleArchitectures"] == ["arm64"]
+    assert publish["CompatibleRuntimes"] == ["nodejs20.x", "nodejs22.x", "provided.al2023"]
+    assert report["zip"]["sha256"][:16] in publish["Description"]
+    serverless = (out / "testlayer.serverless.yml").read_text()
+    assert "artifact: testlayer.zip" in serverless and "architecture: arm64" in serverless
+    assert "Ref: TestlayerLambdaLayer" in serverless
+    assert 'PYBUILD_PYTHON: "/opt/python/bin/python3.11"' in serverless
+    sam = (out / "testlayer.sam.yaml").read_text()
+    assert "Type: AWS::Serverless::LayerVersion" in sam and "ContentUri: testlayer.zip" in sam
+    assert "Architectures: [arm64]" in sam and "Layers: [!Ref TestlayerLayer]" in sam
+
 
 def _sha256(path: Path) -> str:
     import hashlib
@@ -230,8 +244,11 @@ def test_budget_failure_keeps_the_previous_zip(
     assert "over budget: zip is " in err and "budget 1,000; largest: runtime " in err
     assert (out / "testlayer.zip").read_bytes() == previous
     assert sorted(p.name for p in out.iterdir()) == [
+        "testlayer.publish-layer-version.json",
         "testlayer.report.json",
         "testlayer.report.txt",
+        "testlayer.sam.yaml",
+        "testlayer.serverless.yml",
         "testlayer.zip",
     ]
 
@@ -248,6 +265,36 @@ def test_sourceless_bytecode_without_debug_ranges(layer: Path, tmp_path: Path) -
     positions = [p for p in code.co_positions() if p[0] is not None]
     assert positions and all(p[2] is None and p[3] is None for p in positions)  # no columns
     assert {p[0] for p in positions} >= {1, 2}  # line numbers stay
+
+
+def test_include_the_layers_own_code(
+    layer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (layer.parent / "handler_code.py").write_text("def handle():\n    return 1\n")
+    (layer.parent / "mypkg" / "__pycache__").mkdir(parents=True)
+    (layer.parent / "mypkg" / "__init__.py").write_text("X = 1\n")
+    (layer.parent / "mypkg" / "data.json").write_text("{}\n")
+    (layer.parent / "mypkg" / "__pycache__" / "stale.cpython-311.pyc").write_bytes(b"old")
+    layer.write_text(
+        layer.read_text() + '[include]\nsite_packages = ["handler_code.py", "mypkg"]\n'
+    )
+    assert _build(layer, tmp_path / "dist") == 0
+    with zipfile.ZipFile(tmp_path / "dist" / "testlayer.zip") as archive:
+        names = set(archive.namelist())
+    assert {
+        f"{SITE}/handler_code.py",
+        f"{SITE}/__pycache__/handler_code.cpython-311.pyc",
+        f"{SITE}/mypkg/__init__.py",
+        f"{SITE}/mypkg/data.json",
+    } <= names
+    assert f"{SITE}/mypkg/__pycache__/stale.cpython-311.pyc" not in names
+
+    # A file a wheel installs cannot be replaced by the layer's own.
+    (layer.parent / "app").mkdir()
+    (layer.parent / "app" / "__init__.py").write_text("X = 2\n")
+    layer.write_text(layer.read_text().replace('"mypkg"]', '"mypkg", "app"]'))
+    assert _build(layer, tmp_path / "dist") == 2
+    assert f"and app both install {SITE}/app/__init__.py" in capsys.readouterr().err
 
 
 def test_missing_compiler_is_one_clear_line(

@@ -1,7 +1,8 @@
 """litellm's real request/response paths, offline: OpenAI (through the openai SDK) and Anthropic
 (litellm's own HTTP handler), plain and streamed, sync and async, embeddings, the Router, token
-counting and cost, against servers on loopback that speak those APIs. What this loads is what a Lambda function calling those providers needs;
-`pybuild smoke --trace` records it as the evidence for the layer's prune rules."""
+counting and cost, against servers on loopback that speak those APIs. What this loads is what a
+Lambda function calling those providers needs; `pybuild smoke --trace` records it as the
+evidence for the layer's prune rules."""
 
 import asyncio
 import json
@@ -15,59 +16,111 @@ REPLY = "pong"
 
 def _openai_chunk(content: str | None, finish: str | None) -> dict[str, object]:
     delta = {"role": "assistant", "content": content} if content else {}
-    return {"id": "chatcmpl-smoke", "object": "chat.completion.chunk", "created": 0,
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "chatcmpl-smoke",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 def _anthropic_events() -> list[tuple[str, dict[str, object]]]:
-    message = {"id": "msg_smoke", "type": "message", "role": "assistant", "content": [],
-               "model": "claude-3-5-haiku-20241022", "stop_reason": None,
-               "usage": {"input_tokens": 1, "output_tokens": 0}}
+    message: dict[str, object] = {
+        "id": "msg_smoke",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": "claude-3-5-haiku-20241022",
+        "stop_reason": None,
+        "usage": {"input_tokens": 1, "output_tokens": 0},
+    }
     return [
         ("message_start", {"type": "message_start", "message": message}),
-        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}),
-        ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                 "delta": {"type": "text_delta", "text": REPLY}}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": REPLY},
+            },
+        ),
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                           "usage": {"output_tokens": 1}}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": 1},
+            },
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
 
 
 class Provider(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         stream = bool(body.get("stream"))
         if self.path.endswith("/embeddings"):
-            return self._json({"object": "list", "model": body["model"],
-                               "data": [{"object": "embedding", "index": 0,
-                                         "embedding": [0.25, -0.5, 1.0]}],
-                               "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+            return self._json(
+                {
+                    "object": "list",
+                    "model": body["model"],
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5, 1.0]}],
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                }
+            )
         if self.path.endswith("/messages"):  # Anthropic
             if stream:
-                lines = [f"event: {name}\ndata: {json.dumps(data)}\n\n"
-                         for name, data in _anthropic_events()]
+                lines = [
+                    f"event: {name}\ndata: {json.dumps(data)}\n\n"
+                    for name, data in _anthropic_events()
+                ]
                 return self._stream(lines)
-            return self._json({"id": "msg_smoke", "type": "message", "role": "assistant",
-                               "model": body["model"], "stop_reason": "end_turn",
-                               "content": [{"type": "text", "text": REPLY}],
-                               "usage": {"input_tokens": 1, "output_tokens": 1}})
+            return self._json(
+                {
+                    "id": "msg_smoke",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "stop_reason": "end_turn",
+                    "content": [{"type": "text", "text": REPLY}],
+                    "usage": {"input_tokens": 1, "output_tokens": 1},
+                }
+            )
         if stream:  # OpenAI
             chunks = [_openai_chunk(REPLY, None), _openai_chunk(None, "stop")]
-            return self._stream([f"data: {json.dumps(c)}\n\n" for c in chunks]
-                                + ["data: [DONE]\n\n"])
-        return self._json({"id": "chatcmpl-smoke", "object": "chat.completion", "created": 0,
-                           "model": body["model"],
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": REPLY}}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": 1,
-                                     "total_tokens": 2}})
+            return self._stream(
+                [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+            )
+        return self._json(
+            {
+                "id": "chatcmpl-smoke",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": REPLY},
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
 
     def _json(self, payload: dict[str, object]) -> None:
         data = json.dumps(payload).encode()
@@ -104,22 +157,26 @@ for provider in providers:
 
 
 async def stream_async(provider: dict[str, str]) -> str:
-    response = await litellm.acompletion(messages=messages, api_key="sk-smoke", stream=True,
-                                         **provider)
+    response = await litellm.acompletion(
+        messages=messages, api_key="sk-smoke", stream=True, **provider
+    )
     return "".join([chunk.choices[0].delta.content or "" async for chunk in response])
 
 
 for provider in providers:
     assert asyncio.run(stream_async(provider)) == REPLY, provider
 
-embedding = litellm.embedding(model="openai/text-embedding-3-small", input=["ping"],
-                              api_base=f"{base}/v1", api_key="sk-smoke")
+embedding = litellm.embedding(
+    model="openai/text-embedding-3-small", input=["ping"], api_base=f"{base}/v1", api_key="sk-smoke"
+)
 assert embedding.data[0]["embedding"] == [0.25, -0.5, 1.0], embedding
 
-router = litellm.Router(model_list=[
-    {"model_name": "chat", "litellm_params": {**providers[0], "api_key": "sk-smoke"}},
-    {"model_name": "chat", "litellm_params": {**providers[1], "api_key": "sk-smoke"}},
-])
+router = litellm.Router(
+    model_list=[
+        {"model_name": "chat", "litellm_params": {**providers[0], "api_key": "sk-smoke"}},
+        {"model_name": "chat", "litellm_params": {**providers[1], "api_key": "sk-smoke"}},
+    ]
+)
 routed = router.completion(model="chat", messages=messages)
 assert routed.choices[0].message.content == REPLY, routed
 
