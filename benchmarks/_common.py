@@ -105,8 +105,9 @@ def standin_layer(directory: Path, ui: Ui | None = None) -> Path:
             out.append(f'requirements = "{ROOT / "requirements.txt"}"')
         elif stripped.startswith("glibc ="):
             out += ['glibc = "2.36"', 'profile = "debian12"']
-        elif stripped.startswith("scripts ="):
-            out.append(line.replace('"smoke/', f'"{ROOT / "layer" / "smoke"}/'))
+        elif stripped.startswith(("scripts =", "site_packages =")):
+            # paths relative to layer/layer.toml, made absolute
+            out.append(re.sub(r'"([^"/][^"]*)"', lambda m: f'"{ROOT / "layer" / m[1]}"', line))
         else:
             out.append(line)
     directory.mkdir(parents=True, exist_ok=True)

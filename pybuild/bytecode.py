@@ -8,7 +8,8 @@ runtime's minor version (same magic number, same cache tag), serially in sorted 
 
 - ``unchecked-hash`` (default): ``__pycache__/*.pyc`` beside the sources, never re-validated;
 - ``checked-hash``: the same, re-validated against the source hash at every import;
-- ``sourceless``: ``module.pyc`` in place of ``module.py`` (smaller; tracebacks show no source).
+- ``sourceless``: ``module.pyc`` in place of ``module.py`` (smaller; tracebacks show no source;
+  ``co_filename`` is the ``.pyc``, the file that exists).
 
 ``debug_ranges = false`` leaves out PEP 657's column positions (a quarter of the bytecode).
 
@@ -146,7 +147,13 @@ def compile_tree(
     sources = [p for p in tree.files() if p.endswith(".py") and not (tree.root / p).is_symlink()]
     job = {
         "mode": mode,
-        "files": [[str(tree.root / p), f"{LAYER_MOUNT}/{p}"] for p in sources],
+        # co_filename: where the code lives under /opt. Sourceless, that is the .pyc itself:
+        # code that looks for its own file (python-dotenv's find_dotenv walks the stack and
+        # asserts that some frame's file exists) must find one.
+        "files": [
+            [str(tree.root / p), f"{LAYER_MOUNT}/{p}{'c' if mode == 'sourceless' else ''}"]
+            for p in sources
+        ],
     }
     completed = subprocess.run(
         [compiler.executable, "-S", "-c", _WORKER],

@@ -262,6 +262,7 @@ def test_sourceless_bytecode_without_debug_ranges(layer: Path, tmp_path: Path) -
     assert f"{SITE}/app/__init__.py" not in names
     assert not any("__pycache__" in n for n in names)
     code = marshal.loads(pyc[16:])  # noqa: S302 - our own build output
+    assert code.co_filename == f"/opt/{SITE}/app/__init__.pyc"  # the file that exists
     positions = [p for p in code.co_positions() if p[0] is not None]
     assert positions and all(p[2] is None and p[3] is None for p in positions)  # no columns
     assert {p[0] for p in positions} >= {1, 2}  # line numbers stay

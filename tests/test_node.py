@@ -1,0 +1,67 @@
+"""The Node.js helper (integrations/node) against the real bridge in the reference layer, built
+with the Debian stand-in runtime and run like the smoke test (qemu on x86_64 hosts, /opt as
+root): Node's own test runner drives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from pybuild.cache import default_cache_dir
+from pybuild.cli import main
+from pybuild.config import load_layer
+from pybuild.layerzip import extract_layer
+from pybuild.smoke import Runner, SmokeSpec
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import standin_layer
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+
+def test_node_helper_against_the_layer(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    if shutil.which("qemu-aarch64-static") is None and platform.machine() != "aarch64":
+        pytest.skip("qemu-aarch64-static is not installed (Debian: qemu-user-static)")
+    from pybuild.debian import build_sysroot
+    from pybuild.ui import Ui
+
+    layer_path = standin_layer(tmp_path / "layer", Ui(quiet=True))
+    assert main(["lock", "-q", "--layer", str(layer_path)]) == 0
+    assert main(["build", "-q", "--layer", str(layer_path), "--out", str(tmp_path / "dist")]) == 0
+    opt = tmp_path / "opt"
+    opt.mkdir()
+    extract_layer(tmp_path / "dist" / "litellm.zip", opt)
+    assert (opt / "python/lib/python3.11/site-packages/litellm_bridge.pyc").is_file()
+
+    layer = load_layer(layer_path)
+    spec = SmokeSpec(
+        arch=layer.target.arch,
+        python="python3.11",
+        sysroot=build_sysroot(default_cache_dir(), Ui(quiet=True)),
+    )
+    command = Runner(opt, spec).command([])
+    result = subprocess.run(
+        [node, "--test", "--test-reporter=spec", "test/"],
+        cwd=REPO / "integrations" / "node",
+        env={**os.environ, "PYBUILD_TEST_COMMAND": json.dumps(command)},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    # the spec reporter's summary lines ("\u2139 fail 0"): nothing failed, nothing skipped
+    assert "\u2139 fail 0" in output, output[-3000:]
+    assert "\u2139 skipped 0" in output, output[-3000:]
