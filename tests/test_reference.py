@@ -41,9 +41,8 @@ def test_reference_lock_matches_layer_definition() -> None:
 @pytest.mark.slow
 def test_relocking_against_the_real_index_reproduces_the_lock(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
-    (copy / "layer").mkdir(parents=True)
-    shutil.copy(REPO / "layer" / "layer.toml", copy / "layer")
-    shutil.copytree(REPO / "layer" / "smoke", copy / "layer" / "smoke")
+    shutil.copytree(REPO / "layer", copy / "layer")
+    (copy / "layer" / "lock.json").unlink()
     shutil.copy(REPO / "requirements.txt", copy)
     env = {**os.environ, "PYBUILD_CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run(
