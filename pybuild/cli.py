@@ -223,12 +223,16 @@ def _cmd_build(args: argparse.Namespace, ui: Ui) -> int:
     return 0
 
 
+def _require_files(*paths: Path) -> None:
+    for path in paths:
+        if not path.is_file():
+            raise PybuildError(f"{path}: no such file")
+
+
 def _cmd_diff(args: argparse.Namespace, ui: Ui) -> int:
     from pybuild.diff import diff_zips
 
-    for path in (args.a, args.b):
-        if not path.is_file():
-            raise PybuildError(f"{path}: no such file")
+    _require_files(args.a, args.b)
     difference = diff_zips(args.a, args.b)
     if difference.identical:
         ui.info(f"{args.a} and {args.b} are identical")
@@ -245,8 +249,7 @@ def _cmd_diff(args: argparse.Namespace, ui: Ui) -> int:
 def _cmd_report(args: argparse.Namespace, ui: Ui) -> int:
     from pybuild.report import zip_table
 
-    if not args.zip.is_file():
-        raise PybuildError(f"{args.zip}: no such file")
+    _require_files(args.zip)
     print(zip_table(args.zip), end="")
     return 0
 
@@ -325,8 +328,7 @@ def run_smoke(zip_path: Path, spec: Any, args: argparse.Namespace, ui: Ui) -> in
 def _cmd_smoke(args: argparse.Namespace, ui: Ui) -> int:
     from pybuild.config import load_layer
 
-    if not args.zip.is_file():
-        raise PybuildError(f"{args.zip}: no such file")
+    _require_files(args.zip)
     layer = load_layer(args.layer)
     return run_smoke(args.zip, smoke_spec(args, layer, ui), args, ui)
 

@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -351,8 +352,6 @@ class Subtree:
 
 def never_loaded(layer_zip: Path, loaded: Sequence[str], limit: int = 30) -> list[Subtree]:
     """The largest directories of the layer from which nothing was loaded (maximal ones)."""
-    import zipfile
-
     loaded_set = set(loaded)
     sizes: dict[str, list[int]] = {}
     touched: set[str] = set()
