@@ -32,6 +32,7 @@ from installer.sources import WheelFile
 from installer.utils import Scheme
 
 from pybuild.errors import PybuildError
+from pybuild.fsutil import tree_entries
 
 T = TypeVar("T")
 RUNTIME = "runtime"
@@ -67,17 +68,7 @@ class Tree:
 
     def files(self) -> list[str]:
         """Every file and symlink of the tree, relative, sorted."""
-        found = []
-        for directory, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            base = Path(directory)
-            found += [(base / n).relative_to(self.root).as_posix() for n in filenames]
-            found += [
-                (base / d).relative_to(self.root).as_posix()
-                for d in dirnames
-                if (base / d).is_symlink()
-            ]
-        return sorted(found)
+        return tree_entries(self.root)
 
 
 def _creation_order(items: list[T]) -> list[T]:

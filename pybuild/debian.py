@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from pybuild.cache import Cache, Want, default_cache_dir, file_sha256
 from pybuild.elf import ET_DYN, ElfError, ElfFile, looks_like_elf, read_elf
 from pybuild.errors import PybuildError
+from pybuild.fsutil import tree_entries
 from pybuild.ui import Ui
 
 ARCH = "arm64"
@@ -240,7 +241,7 @@ def _publish(tmp: Path, final: Path) -> Path:
 
 
 def _tree_size(root: Path) -> int:
-    return sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(root) for f in files)
+    return sum((root / entry).lstat().st_size for entry in tree_entries(root))
 
 
 # --- reading ELF files (through pybuild.elf, like every other stage) -----------------------------

@@ -24,5 +24,16 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def tree_entries(root: Path) -> list[str]:
+    """Every file and symbolic link below `root` (links to directories too, not followed),
+    as sorted '/'-separated paths relative to it."""
+    found = []
+    for directory, dirnames, filenames in os.walk(root):
+        base = Path(directory)
+        names = filenames + [d for d in dirnames if (base / d).is_symlink()]
+        found += [(base / name).relative_to(root).as_posix() for name in names]
+    return sorted(found)
+
+
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pybuild.errors import PybuildError
+from pybuild.fsutil import tree_entries
 from pybuild.layerzip import extract_layer
 from pybuild.target import Arch
 
@@ -253,14 +254,10 @@ def _relative(path: str, layer: Path, at_opt: bool) -> str | None:
     return relative
 
 
-def _files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
-
-
 def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
     """Run every check against an unpacked layer directory."""
     runner = Runner(layer, spec)
-    before = _files(layer)
+    before = set(tree_entries(layer))
     checks: list[Check] = []
     loaded: set[str] = set()
     compiled: list[str] = []
@@ -318,7 +315,7 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
         checks.append(Check(f"smoke: {label}", ok, "" if ok else output))
 
     stale = sorted({p for c in compiled if (p := _relative(c, layer, runner.at_opt))})
-    written = sorted(_files(layer) - before)
+    written = sorted(set(tree_entries(layer)) - before)
     problems = [f"compiled from source at run time: {', '.join(stale[:10])}"] if stale else []
     if written:
         problems.append(f"written into the layer: {', '.join(written[:10])}")

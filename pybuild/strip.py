@@ -229,19 +229,19 @@ def _self_check(before: ElfFile, data: bytes, after: ElfFile, new: bytes, load_e
             raise _RefusedError(f"self-check: contents of {old.name} changed")
 
 
-def strip_bytes(path: Path) -> tuple[bytes | None, ElfFile, str]:
-    """The stripped bytes of `path`, or (None, elf, reason) when it is refused or already bare."""
+def strip_bytes(path: Path) -> bytes | None:
+    """The stripped bytes of `path`, or None when it is already bare (raises when refused)."""
     data = path.read_bytes()
     elf = read_elf(path)
     load_end = _load_end(elf)
     _check_strippable(elf, data, load_end)
     dropped = [s for s in elf.sections if not s.is_alloc and s.index != 0]
     if all(s.index == elf.shstrndx for s in dropped):
-        return None, elf, "already stripped"
+        return None
     kept = [s for s in elf.sections if s.is_alloc or s.index == 0]
     new = _render(elf, data, load_end, kept)
     if len(new) >= len(data):
-        return None, elf, "already stripped"
+        return None
     with tempfile.TemporaryDirectory(prefix="pybuild-strip-") as tmp:
         check = Path(tmp) / path.name
         check.write_bytes(new)
@@ -250,18 +250,18 @@ def strip_bytes(path: Path) -> tuple[bytes | None, ElfFile, str]:
         except ElfError as err:
             raise _RefusedError(f"self-check: the result does not parse ({err})") from None
     _self_check(elf, data, after, new, load_end)
-    return new, elf, ""
+    return new
 
 
 def strip_file(path: Path) -> StripResult:
     """Strip one ELF file in place (atomically, mode preserved); never raises for bad input."""
     before = path.stat().st_size
     try:
-        new, _, reason = strip_bytes(path)
+        new = strip_bytes(path)
     except (_RefusedError, ElfError) as err:
         return StripResult(path, "refused", before, before, str(err).removeprefix(f"{path}: "))
     if new is None:
-        return StripResult(path, "already-stripped", before, before, reason)
+        return StripResult(path, "already-stripped", before, before, "already stripped")
     mode = path.stat().st_mode & 0o7777
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".strip")
     tmp = Path(tmp_name)

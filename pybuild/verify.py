@@ -16,7 +16,6 @@ The layer root is what Lambda mounts at ``/opt``.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from pybuild.elf import ELF_MAGIC, ElfError, ElfFile, arch_machine, looks_like_elf, read_elf
 from pybuild.errors import PybuildError
+from pybuild.fsutil import tree_entries
 from pybuild.layerzip import extract_layer
 from pybuild.policy import Policy, Profile, load_policy, profile_for
 from pybuild.target import Arch
@@ -168,18 +168,11 @@ def _is_candidate(path: Path) -> bool:
 
 def verify_tree(root: Path, target: VerifyTarget) -> VerifyReport:
     """Check every ELF file under `root` (the layer's /opt) against `target`."""
-    files: list[str] = []
-    names: set[str] = set()
-    for directory, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in filenames + [d for d in dirnames if (Path(directory) / d).is_symlink()]:
-            rel = (Path(directory) / name).relative_to(root).as_posix()
-            names.add(rel)
-            if name in filenames:
-                files.append(rel)
+    entries = tree_entries(root)
+    names = set(entries)
     problems: list[Problem] = []
     elf_files: list[str] = []
-    for rel in sorted(files):
+    for rel in entries:
         path = root / rel
         if path.is_symlink() or not _is_candidate(path):
             continue
