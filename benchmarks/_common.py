@@ -7,10 +7,10 @@ import re
 import zipfile
 from pathlib import Path
 
-from pybuild.cache import Cache, default_cache_dir, file_sha256
-from pybuild.fetch import fetch_artifacts, lock_artifacts
-from pybuild.index import configured_indexes
-from pybuild.lockfile import Lock, read_lock
+from pybuild.model.lockfile import Lock, read_lock
+from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
+from pybuild.support.cache import Cache, default_cache_dir, file_sha256
+from pybuild.support.index import configured_indexes
 from pybuild.ui import Ui
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ def standin_layer(directory: Path, ui: Ui | None = None) -> Path:
     GLIBC_2.35) with the debian12 system profile; the wheels locked for it are the same files
     as in layer/lock.json (checked by `check_same_wheels`).
     """
-    from pybuild.debian import build_standin_runtime
+    from pybuild.runtimes.debian import build_standin_runtime
 
     ui = ui or Ui()
     runtime = build_standin_runtime(default_cache_dir(), ui)

@@ -29,12 +29,12 @@ import zipfile
 from pathlib import Path
 
 from _common import ROOT, check_same_wheels, reference_lock, standin_layer, write_section
-from pybuild.cache import default_cache_dir
-from pybuild.config import load_layer
-from pybuild.debian import build_sysroot
-from pybuild.layerzip import extract_layer
-from pybuild.smoke import Runner, SmokeSpec
-from pybuild.target import Arch
+from pybuild.model.layerfile import load_layer
+from pybuild.model.target import Arch
+from pybuild.runtimes.debian import build_sysroot
+from pybuild.smoke.runner import Runner, SmokeSpec
+from pybuild.support.cache import default_cache_dir
+from pybuild.support.layerzip import extract_layer
 from pybuild.ui import Ui
 
 IMPORT = "import litellm"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _common import extract_elf_members, reference_wheels, write_section
-from pybuild.strip import strip_paths
+from pybuild.stages.strip import strip_paths
 
 RUNS = 5
 

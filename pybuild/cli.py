@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pybuild import __version__
-from pybuild.config import DEFAULT_LAYER_PATH
 from pybuild.errors import CheckError, PybuildError
+from pybuild.model.layerfile import DEFAULT_LAYER_PATH
 from pybuild.ui import Ui
 
 Command = Callable[[argparse.Namespace, Ui], int]
@@ -42,13 +42,13 @@ def _add_index(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_lock(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.cache import Cache, default_cache_dir
-    from pybuild.config import load_layer
-    from pybuild.fsutil import atomic_write_text
-    from pybuild.index import configured_indexes
-    from pybuild.lock import create_lock, stale_reasons
-    from pybuild.lockfile import read_lock
-    from pybuild.requirements import load_requirements
+    from pybuild.model.layerfile import load_layer
+    from pybuild.model.lockfile import read_lock
+    from pybuild.model.requirements import load_requirements
+    from pybuild.stages.lock import create_lock, stale_reasons
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.fsutil import atomic_write_text
+    from pybuild.support.index import configured_indexes
 
     layer = load_layer(args.layer)
     pins = load_requirements(layer.requirements)
@@ -76,11 +76,11 @@ def _cmd_lock(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.cache import Cache, default_cache_dir
-    from pybuild.config import load_layer
-    from pybuild.fetch import fetch
-    from pybuild.index import configured_indexes
-    from pybuild.lockfile import read_lock
+    from pybuild.model.layerfile import load_layer
+    from pybuild.model.lockfile import read_lock
+    from pybuild.stages.fetch import fetch
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.index import configured_indexes
 
     layer = load_layer(args.layer)
     lock = read_lock(layer.lock_path)
@@ -104,7 +104,7 @@ def _cmd_fetch(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def _cmd_strip(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.strip import strip_paths
+    from pybuild.stages.strip import strip_paths
 
     missing = [str(p) for p in args.paths if not p.exists() and not p.is_symlink()]
     if missing:
@@ -131,8 +131,8 @@ def _cmd_strip(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.target import Arch, parse_version2
-    from pybuild.verify import verify_path, verify_target
+    from pybuild.model.target import Arch, parse_version2
+    from pybuild.stages.verify import verify_path, verify_target
 
     if args.arch or args.glibc:
         if not (args.arch and args.glibc):
@@ -143,7 +143,7 @@ def _cmd_verify(args: argparse.Namespace, ui: Ui) -> int:
             raise PybuildError(f"--glibc: {err}") from None
         target = verify_target(Arch(args.arch), glibc, args.profile)
     else:
-        from pybuild.config import load_layer
+        from pybuild.model.layerfile import load_layer
 
         layer = load_layer(args.layer)
         target = verify_target(layer.target.arch, layer.target.glibc, args.profile or layer.profile)
@@ -151,8 +151,8 @@ def _cmd_verify(args: argparse.Namespace, ui: Ui) -> int:
         raise PybuildError(f"{args.path}: no such file or directory")
     report = verify_path(args.path, target)
     if args.json:
-        from pybuild.fsutil import atomic_write_text
-        from pybuild.lockfile import dumps_stable
+        from pybuild.model.lockfile import dumps_stable
+        from pybuild.support.fsutil import atomic_write_text
 
         atomic_write_text(
             args.json,
@@ -187,10 +187,10 @@ def _cmd_verify(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def _cmd_build(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.cache import Cache, default_cache_dir
-    from pybuild.config import load_layer
-    from pybuild.index import configured_indexes
+    from pybuild.model.layerfile import load_layer
     from pybuild.pipeline import BuildRequest, build, source_date_epoch
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.index import configured_indexes
 
     layer = load_layer(args.layer)
     request = BuildRequest(
@@ -230,7 +230,7 @@ def _require_files(*paths: Path) -> None:
 
 
 def _cmd_diff(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.diff import diff_zips
+    from pybuild.tools.diff import diff_zips
 
     _require_files(args.a, args.b)
     difference = diff_zips(args.a, args.b)
@@ -247,7 +247,7 @@ def _cmd_diff(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def _cmd_report(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.report import zip_table
+    from pybuild.stages.report import zip_table
 
     _require_files(args.zip)
     print(zip_table(args.zip), end="")
@@ -258,7 +258,7 @@ def smoke_spec(args: argparse.Namespace, layer: Any, ui: Ui) -> Any:
     """The smoke test settings from layer.toml and the command line (sysroot built if needed)."""
     import platform
 
-    from pybuild.smoke import SmokeSpec, command_label
+    from pybuild.smoke.runner import SmokeSpec, command_label
 
     sysroot = args.sysroot
     if sysroot is None and platform.machine() != layer.target.arch.value:
@@ -266,8 +266,8 @@ def smoke_spec(args: argparse.Namespace, layer: Any, ui: Ui) -> Any:
             raise PybuildError(
                 f"no default sysroot for {layer.target.arch.value}; pass --sysroot DIR"
             )
-        from pybuild.cache import default_cache_dir
-        from pybuild.debian import build_sysroot
+        from pybuild.runtimes.debian import build_sysroot
+        from pybuild.support.cache import default_cache_dir
 
         sysroot = build_sysroot(default_cache_dir(), ui)
     return SmokeSpec(
@@ -285,7 +285,7 @@ def smoke_spec(args: argparse.Namespace, layer: Any, ui: Ui) -> Any:
 
 
 def run_smoke(zip_path: Path, spec: Any, args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.smoke import never_loaded, smoke_zip
+    from pybuild.smoke.runner import never_loaded, smoke_zip
 
     ui.info(f"smoke test of {zip_path}")
     result = smoke_zip(zip_path, spec)
@@ -296,8 +296,8 @@ def run_smoke(zip_path: Path, spec: Any, args: argparse.Namespace, ui: Ui) -> in
             for line in check.detail.splitlines():
                 print(f"      {line}")
     if args.trace is not None:
-        from pybuild.fsutil import atomic_write_text
-        from pybuild.lockfile import dumps_stable
+        from pybuild.model.lockfile import dumps_stable
+        from pybuild.support.fsutil import atomic_write_text
 
         subtrees = never_loaded(zip_path, result.loaded)
         atomic_write_text(
@@ -326,7 +326,7 @@ def run_smoke(zip_path: Path, spec: Any, args: argparse.Namespace, ui: Ui) -> in
 
 
 def _cmd_smoke(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.config import load_layer
+    from pybuild.model.layerfile import load_layer
 
     _require_files(args.zip)
     layer = load_layer(args.layer)
@@ -355,9 +355,9 @@ def _add_smoke_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_doctor(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.cache import Cache, default_cache_dir
-    from pybuild.config import load_layer
-    from pybuild.doctor import diagnose, problems
+    from pybuild.model.layerfile import load_layer
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.tools.doctor import diagnose, problems
 
     findings = diagnose(
         load_layer(args.layer),

@@ -14,26 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from pybuild import __version__
-from pybuild.archive import EPOCH_1980, ArchiveResult, write_zip, zip_epoch
-from pybuild.assemble import Tree, WheelInput, assemble
-from pybuild.budgets import check_budgets
-from pybuild.bytecode import compile_tree, find_compiler
-from pybuild.cache import Cache
-from pybuild.config import Layer
-from pybuild.deploy import DeployFiles, write_deploy_files
 from pybuild.errors import CheckError, LockError
-from pybuild.fetch import fetch
-from pybuild.fsutil import atomic_write_text
-from pybuild.index import Indexes
-from pybuild.lock import stale_reasons
-from pybuild.lockfile import dumps_stable, read_lock
-from pybuild.manifest import SBOM_PATH, sbom_json
-from pybuild.prune import prune
-from pybuild.report import StageSize, build_report, render_build_report
-from pybuild.requirements import load_requirements
-from pybuild.strip import strip_paths
+from pybuild.model.layerfile import Layer
+from pybuild.model.lockfile import dumps_stable, read_lock
+from pybuild.model.requirements import load_requirements
+from pybuild.stages.archive import EPOCH_1980, ArchiveResult, write_zip, zip_epoch
+from pybuild.stages.assemble import Tree, WheelInput, assemble
+from pybuild.stages.budgets import check_budgets
+from pybuild.stages.bytecode import compile_tree, find_compiler
+from pybuild.stages.deploy import DeployFiles, write_deploy_files
+from pybuild.stages.fetch import fetch
+from pybuild.stages.lock import stale_reasons
+from pybuild.stages.prune import prune
+from pybuild.stages.report import StageSize, build_report, render_build_report
+from pybuild.stages.sbom import SBOM_PATH, sbom_json
+from pybuild.stages.strip import strip_paths
+from pybuild.stages.verify import verify_target, verify_tree
+from pybuild.support.cache import Cache
+from pybuild.support.fsutil import atomic_write_text
+from pybuild.support.index import Indexes
 from pybuild.ui import Ui
-from pybuild.verify import verify_target, verify_tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,7 @@ def check_reproducible(request: BuildRequest, first: BuildResult, ui: Ui) -> Non
     import subprocess
     import sys
 
-    from pybuild.diff import diff_zips
+    from pybuild.tools.diff import diff_zips
 
     layer = request.layer
     with tempfile.TemporaryDirectory(prefix="pybuild-check-") as tmp:

@@ -9,7 +9,7 @@ from pathlib import Path
 import deflate
 import pytest
 
-from pybuild.archive import EPOCH_1980, ArchiveError, write_zip, zip_epoch
+from pybuild.stages.archive import EPOCH_1980, ArchiveError, write_zip, zip_epoch
 
 
 def _tree(root: Path, order: list[str], mode: int = 0o644) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import make_fake_runtime, make_wheel
-from pybuild.assemble import (
+from pybuild.stages.assemble import (
     RUNTIME,
     AssembleError,
     Tree,

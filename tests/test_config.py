@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pybuild.config import load_layer
 from pybuild.errors import ConfigError
-from pybuild.target import Arch
+from pybuild.model.layerfile import load_layer
+from pybuild.model.target import Arch
 
 GOOD = """\
 name = "demo"

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from pybuild import debian
-from pybuild.cache import Cache, default_cache_dir
-from pybuild.debian import (
+from pybuild.runtimes import debian
+from pybuild.runtimes.debian import (
     PYTHON_PACKAGES,
     Deb,
     DebianError,
@@ -34,6 +33,7 @@ from pybuild.debian import (
     read_dynamic,
     sysroot_sonames,
 )
+from pybuild.support.cache import Cache, default_cache_dir
 from pybuild.ui import Ui
 
 QUIET = Ui(quiet=True)

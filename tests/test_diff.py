@@ -10,9 +10,9 @@ import pytest
 
 from helpers import FIXTURES, IndexServer, make_fake_runtime, make_wheel, write_layer
 from pybuild.cli import main
-from pybuild.diff import diff_zips
-from pybuild.elf import read_elf
+from pybuild.elf.reader import read_elf
 from pybuild.errors import CheckError
+from pybuild.tools.diff import diff_zips
 
 
 def _zip(path: Path, members: dict[str, bytes], modes: dict[str, int] | None = None) -> Path:
@@ -121,10 +121,10 @@ def test_build_check(
     assert "--check: both builds are " in capsys.readouterr().err
 
     # A first build that differs from what the inputs give is caught, naming the entry.
-    from pybuild.cache import Cache, default_cache_dir
-    from pybuild.config import load_layer
-    from pybuild.index import configured_indexes
+    from pybuild.model.layerfile import load_layer
     from pybuild.pipeline import BuildRequest, build, check_reproducible
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.index import configured_indexes
     from pybuild.ui import Ui
 
     request = BuildRequest(

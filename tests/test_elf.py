@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pybuild.elf import ElfError, SymbolVersion, read_elf
-from pybuild.target import Arch
+from pybuild.elf.reader import ElfError, SymbolVersion, read_elf
+from pybuild.model.target import Arch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "elf"
 

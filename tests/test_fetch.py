@@ -13,14 +13,14 @@ import pytest
 
 from conftest import REPO
 from helpers import IndexServer, make_wheel, sha256_of, write_layer
-from pybuild.cache import Cache
 from pybuild.cli import main
-from pybuild.config import load_layer
 from pybuild.errors import FetchError
-from pybuild.fetch import Fetched, fetch
-from pybuild.index import configured_indexes
-from pybuild.lockfile import read_lock
-from pybuild.net import RetryPolicy
+from pybuild.model.layerfile import load_layer
+from pybuild.model.lockfile import read_lock
+from pybuild.stages.fetch import Fetched, fetch
+from pybuild.support.cache import Cache
+from pybuild.support.index import configured_indexes
+from pybuild.support.net import RetryPolicy
 from pybuild.ui import Ui
 
 pytestmark = pytest.mark.slow  # locks with uv first

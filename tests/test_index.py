@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from helpers import IndexServer, make_wheel, sha256_of
-from pybuild.index import PYPI_SIMPLE, configured_indexes, project_files
-from pybuild.net import RetryPolicy
+from pybuild.support.index import PYPI_SIMPLE, configured_indexes, project_files
+from pybuild.support.net import RetryPolicy
 
 
 def _env(tmp_path: Path, **values: str) -> dict[str, str]:

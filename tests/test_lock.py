@@ -9,9 +9,9 @@ import pytest
 
 from helpers import IndexServer, make_sdist, make_wheel, sha256_of, write_layer
 from pybuild.cli import main
-from pybuild.lock import select_wheel
-from pybuild.resolve import Candidate
-from pybuild.target import Arch, Target
+from pybuild.model.target import Arch, Target
+from pybuild.stages.lock import select_wheel
+from pybuild.stages.resolve import Candidate
 
 pytestmark = pytest.mark.slow  # runs uv
 

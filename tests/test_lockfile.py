@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 from pybuild.errors import LockError
-from pybuild.lockfile import Lock, dumps_stable, read_lock
+from pybuild.model.lockfile import Lock, dumps_stable, read_lock
 
 
 def _reference() -> dict[str, Any]:

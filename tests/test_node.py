@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pybuild.cache import default_cache_dir
 from pybuild.cli import main
-from pybuild.config import load_layer
-from pybuild.layerzip import extract_layer
-from pybuild.smoke import Runner, SmokeSpec
+from pybuild.model.layerfile import load_layer
+from pybuild.smoke.runner import Runner, SmokeSpec
+from pybuild.support.cache import default_cache_dir
+from pybuild.support.layerzip import extract_layer
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from _common import standin_layer
@@ -33,7 +33,7 @@ def test_node_helper_against_the_layer(tmp_path: Path) -> None:
         pytest.skip("node is not installed")
     if shutil.which("qemu-aarch64-static") is None and platform.machine() != "aarch64":
         pytest.skip("qemu-aarch64-static is not installed (Debian: qemu-user-static)")
-    from pybuild.debian import build_sysroot
+    from pybuild.runtimes.debian import build_sysroot
     from pybuild.ui import Ui
 
     layer_path = standin_layer(tmp_path / "layer", Ui(quiet=True))

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pybuild.cache import Cache, file_sha256
-from pybuild.config import load_layer
-from pybuild.fetch import fetch_artifacts, lock_artifacts
-from pybuild.index import configured_indexes
-from pybuild.lockfile import read_lock
+from pybuild.model.layerfile import load_layer
+from pybuild.model.lockfile import read_lock
+from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
+from pybuild.support.cache import Cache, file_sha256
+from pybuild.support.index import configured_indexes
 from pybuild.ui import Ui
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import REPO
 from pybuild.errors import ConfigError
-from pybuild.requirements import load_requirements, parse_requirements
+from pybuild.model.requirements import load_requirements, parse_requirements
 
 
 def test_reference_requirements_are_all_pinned() -> None:

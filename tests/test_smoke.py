@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pybuild.cache import default_cache_dir, file_sha256
 from pybuild.cli import main
-from pybuild.smoke import SmokeSpec, smoke_zip
-from pybuild.target import Arch
+from pybuild.model.target import Arch
+from pybuild.smoke.runner import SmokeSpec, smoke_zip
+from pybuild.support.cache import default_cache_dir, file_sha256
 from pybuild.ui import Ui
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -41,7 +41,7 @@ def _require_qemu() -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """A small real layer (wheels with and without C extensions), built once for the module."""
     _require_qemu()
-    from pybuild.debian import build_standin_runtime, build_sysroot
+    from pybuild.runtimes.debian import build_standin_runtime, build_sysroot
 
     ui = Ui(quiet=True)
     runtime = build_standin_runtime(default_cache_dir(), ui)

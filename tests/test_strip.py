@@ -12,8 +12,8 @@ import pytest
 
 from elfgen import Sect, Spec, build
 from pybuild.cli import main
-from pybuild.elf import read_elf
-from pybuild.strip import StripResult, strip_file, strip_paths
+from pybuild.elf.reader import read_elf
+from pybuild.stages.strip import StripResult, strip_file, strip_paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "elf"
 

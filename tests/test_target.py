@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from packaging.tags import Tag
 
-from pybuild.target import Arch, Target
+from pybuild.model.target import Arch, Target
 
 
 def _target(arch: Arch = Arch.AARCH64, glibc: tuple[int, int] = (2, 34)) -> Target:

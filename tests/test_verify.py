@@ -12,9 +12,9 @@ import pytest
 
 from pybuild.cli import main
 from pybuild.errors import PybuildError
-from pybuild.layerzip import LayerZipError
-from pybuild.target import Arch
-from pybuild.verify import verify_path, verify_target
+from pybuild.model.target import Arch
+from pybuild.stages.verify import verify_path, verify_target
+from pybuild.support.layerzip import LayerZipError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "elf"
 SITE = "python/lib/python3.11/site-packages"

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pybuild.assemble import RUNTIME, Removal, Tree
-from pybuild.config import ALL_FILES, PruneConfig
-from pybuild.elf import ElfError, looks_like_elf, read_elf
+from pybuild.elf.reader import ElfError, looks_like_elf, read_elf
 from pybuild.errors import ConfigError
+from pybuild.model.layerfile import ALL_FILES, PruneConfig
+from pybuild.stages.assemble import RUNTIME, Removal, Tree
 
 UNUSED_LIBPYTHON = "shared libpython that no ELF file needs"
 DIST_INFO = "dist-info files nothing reads at run time"

@@ -4,7 +4,7 @@ The zip is unpacked and shown at ``/opt``: as root, in a private mount namespace
 with a read-only bind mount, exactly like Lambda's read-only layer; otherwise the layer runs from
 where it was unpacked ("relocated", reported as such). The interpreter runs natively when the
 host has the target's architecture and no sysroot is given, else under ``qemu-<arch>-static``
-with a sysroot (built from Debian's arm64 packages by `pybuild.debian`, or the user's own
+with a sysroot (built from Debian's arm64 packages by `pybuild.runtimes.debian`, or the user's own
 ``--sysroot``, e.g. extracted from a Lambda base image). Every run gets only Lambda's
 environment (`data/lambda-environment.toml`) plus the layer's `[smoke] env`.
 
@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from pybuild.errors import PybuildError
-from pybuild.fsutil import tree_entries
-from pybuild.layerzip import extract_layer
-from pybuild.target import Arch
+from pybuild.model.target import Arch
+from pybuild.support.fsutil import tree_entries
+from pybuild.support.layerzip import extract_layer
 
 LAYER_MOUNT = "/opt"
 _MARKER = "@@PYBUILD-SMOKE@@"

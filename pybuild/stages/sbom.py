@@ -11,8 +11,8 @@ import urllib.parse
 from typing import Any
 
 from pybuild import __version__
-from pybuild.archive import utc_date
-from pybuild.lockfile import Lock, dumps_stable
+from pybuild.model.lockfile import Lock, dumps_stable
+from pybuild.stages.archive import utc_date
 
 SBOM_PATH = "python/pybuild.cdx.json"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from pybuild.net import RetryPolicy, open_url
+from pybuild.support.net import RetryPolicy, open_url
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 _ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pybuild.errors import FetchError
-from pybuild.net import TransientError
+from pybuild.support.net import TransientError
 
 _CHUNK = 1 << 20
 

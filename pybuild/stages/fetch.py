@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pybuild.cache import Cache, Unknown, Want, file_sha256
 from pybuild.errors import FetchError
-from pybuild.index import Indexes, IndexFile, project_files
-from pybuild.lockfile import Lock
-from pybuild.net import RetryPolicy, TransientError, open_url, read_chunks
+from pybuild.model.lockfile import Lock
+from pybuild.support.cache import Cache, Unknown, Want, file_sha256
+from pybuild.support.index import Indexes, IndexFile, project_files
+from pybuild.support.net import RetryPolicy, TransientError, open_url, read_chunks
 from pybuild.ui import Ui
 
 _MAX_LISTED = 5

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pybuild.errors import ConfigError
-from pybuild.target import Arch, Target, parse_version2
+from pybuild.model.target import Arch, Target, parse_version2
 
 DEFAULT_LAYER_PATH = Path("layer/layer.toml")
 

@@ -12,11 +12,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from pybuild.bytecode import BytecodeError, find_compiler
-from pybuild.cache import Cache, Want
-from pybuild.config import Layer
-from pybuild.index import configured_indexes, project_files
-from pybuild.net import RetryPolicy, TransientError, open_url
+from pybuild.model.layerfile import Layer
+from pybuild.stages.bytecode import BytecodeError, find_compiler
+from pybuild.support.cache import Cache, Want
+from pybuild.support.index import configured_indexes, project_files
+from pybuild.support.net import RetryPolicy, TransientError, open_url
 
 MIN_FREE_BYTES = 2_000_000_000  # a build needs the wheels, the runtime and a tree of ~300 MB
 

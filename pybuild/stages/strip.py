@@ -5,7 +5,7 @@ content. Everything after it that is not allocated (``.symtab``, ``.strtab``, ``
 ``.comment``, ...) is cut; a fresh ``.shstrtab`` and a section header table of the kept sections
 are appended, and the ELF header's ``e_shoff``/``e_shnum``/``e_shstrndx`` are patched (the only
 bytes of the loaded range that change; the loader never reads them). The layout
-comes from `pybuild.elf` (LIEF); the bytes are written here.
+comes from `pybuild.elf.reader` (LIEF); the bytes are written here.
 
 What cannot be done safely is refused, the file left as it was and the reason reported: other
 than little-endian executables and shared objects, non-allocated sections inside the loadable
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pybuild.elf import (
+from pybuild.elf.reader import (
     ET_DYN,
     ET_EXEC,
     SHF_COMPRESSED,

@@ -18,16 +18,16 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from pybuild.cache import Cache, Unknown
-from pybuild.config import Layer
 from pybuild.errors import LockError
-from pybuild.fetch import download
-from pybuild.index import Indexes, project_files
-from pybuild.lockfile import Lock, LockedWheel, input_digests
-from pybuild.net import RetryPolicy, TransientError
-from pybuild.requirements import Pin
-from pybuild.resolve import Candidate, Resolved, resolve
-from pybuild.target import Target
+from pybuild.model.layerfile import Layer
+from pybuild.model.lockfile import Lock, LockedWheel, input_digests
+from pybuild.model.requirements import Pin
+from pybuild.model.target import Target
+from pybuild.stages.fetch import download
+from pybuild.stages.resolve import Candidate, Resolved, resolve
+from pybuild.support.cache import Cache, Unknown
+from pybuild.support.index import Indexes, project_files
+from pybuild.support.net import RetryPolicy, TransientError
 from pybuild.ui import Ui
 
 

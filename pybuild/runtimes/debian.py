@@ -14,7 +14,7 @@ the build format, so a Debian point release gives a new directory. Results are b
 temporary directory beside their final place and renamed into it: nothing half-built is ever
 visible, and of two racing builds the loser discards its copy.
 
-Run ``python -m pybuild.debian sysroot`` or ``... standin``: the path is printed on stdout.
+Run ``python -m pybuild.runtimes.debian sysroot`` or ``... standin``: the path is printed on stdout.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pybuild.cache import Cache, Want, default_cache_dir, file_sha256
-from pybuild.elf import ET_DYN, ElfError, ElfFile, looks_like_elf, read_elf
+from pybuild.elf.reader import ET_DYN, ElfError, ElfFile, looks_like_elf, read_elf
 from pybuild.errors import PybuildError
-from pybuild.fsutil import tree_entries
+from pybuild.support.cache import Cache, Want, default_cache_dir, file_sha256
+from pybuild.support.fsutil import tree_entries
 from pybuild.ui import Ui
 
 ARCH = "arm64"
@@ -101,7 +101,7 @@ def _run(command: Sequence[str], cwd: Path | None = None) -> subprocess.Complete
         )
     except OSError as err:
         raise DebianError(
-            f"cannot run {command[0]}: {err.strerror} (pybuild.debian needs a Debian host "
+            f"cannot run {command[0]}: {err.strerror} (pybuild.runtimes.debian needs a Debian host "
             "with apt and dpkg)"
         ) from None
 
@@ -244,11 +244,11 @@ def _tree_size(root: Path) -> int:
     return sum((root / entry).lstat().st_size for entry in tree_entries(root))
 
 
-# --- reading ELF files (through pybuild.elf, like every other stage) -----------------------------
+# --- reading ELF files (through pybuild.elf.reader, like every other stage) ------------------
 
 
 def read_dynamic(path: Path) -> ElfFile | None:
-    """The ELF file `path` as pybuild.elf reads it, or None if it is not an ELF file."""
+    """The ELF file `path` as pybuild.elf.reader reads it, or None if it is not an ELF file."""
     if not looks_like_elf(path):
         return None
     try:
@@ -660,7 +660,7 @@ def write_deterministic_tar_gz(root: Path, output: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pybuild.debian",
+        prog="python -m pybuild.runtimes.debian",
         description="Build a Debian 12 arm64 stand-in and print its path.",
     )
     parser.add_argument(

@@ -23,12 +23,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.elf import ELF_MAGIC, ElfError, ElfFile, arch_machine, looks_like_elf, read_elf
+from pybuild.elf.policy import Policy, Profile, load_policy, profile_for
+from pybuild.elf.reader import ELF_MAGIC, ElfError, ElfFile, arch_machine, looks_like_elf, read_elf
 from pybuild.errors import PybuildError
-from pybuild.fsutil import tree_entries
-from pybuild.layerzip import extract_layer
-from pybuild.policy import Policy, Profile, load_policy, profile_for
-from pybuild.target import Arch
+from pybuild.model.target import Arch
+from pybuild.support.fsutil import tree_entries
+from pybuild.support.layerzip import extract_layer
 
 LAYER_MOUNT = "/opt"
 _SO_NAME = re.compile(r".*\.so(\.\d+)*")

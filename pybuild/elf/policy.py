@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pybuild.elf import SymbolVersion
+from pybuild.elf.reader import SymbolVersion
 from pybuild.errors import ConfigError
-from pybuild.target import Arch, parse_version2
+from pybuild.model.target import Arch, parse_version2
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.assemble import LAYER_MOUNT, Tree
 from pybuild.errors import PybuildError
+from pybuild.stages.assemble import LAYER_MOUNT, Tree
 
 _MAGIC_SOURCE = re.compile(
     rb"MAGIC_NUMBER\s*=\s*\((\d+)\)\.to_bytes\(2,\s*'little'\)\s*\+\s*b'\\r\\n'"

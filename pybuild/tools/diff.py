@@ -13,8 +13,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.elf import ELF_MAGIC, ElfError, read_elf
-from pybuild.layerzip import LayerZipError, Member, read_members
+from pybuild.elf.reader import ELF_MAGIC, ElfError, read_elf
+from pybuild.support.layerzip import LayerZipError, Member, read_members
 
 
 @dataclass(frozen=True, slots=True)

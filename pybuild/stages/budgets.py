@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pybuild.archive import ArchiveResult
-from pybuild.config import BuildOptions
 from pybuild.errors import CheckError
+from pybuild.model.layerfile import BuildOptions
+from pybuild.stages.archive import ArchiveResult
 
 TOP = 8
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.fsutil import atomic_write_text
-from pybuild.lockfile import dumps_stable
-from pybuild.policy import Profile
-from pybuild.target import Arch, Target
+from pybuild.elf.policy import Profile
+from pybuild.model.lockfile import dumps_stable
+from pybuild.model.target import Arch, Target
+from pybuild.support.fsutil import atomic_write_text
 
 LAMBDA_ARCHITECTURES = {Arch.AARCH64: "arm64", Arch.X86_64: "x86_64"}
 # What a function using the layer sets: where the interpreter is, and litellm's local price map

@@ -16,14 +16,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pybuild.archive import ArchiveResult
-from pybuild.assemble import Removal
-from pybuild.budgets import contributors
-from pybuild.bytecode import BytecodeResult
-from pybuild.config import BuildOptions
-from pybuild.layerzip import LayerZipError, read_members
-from pybuild.strip import StripResult
-from pybuild.verify import VerifyReport
+from pybuild.model.layerfile import BuildOptions
+from pybuild.stages.archive import ArchiveResult
+from pybuild.stages.assemble import Removal
+from pybuild.stages.budgets import contributors
+from pybuild.stages.bytecode import BytecodeResult
+from pybuild.stages.strip import StripResult
+from pybuild.stages.verify import VerifyReport
+from pybuild.support.layerzip import LayerZipError, read_members
 
 TOP_FILES = 20
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import lief
 
 from pybuild.errors import PybuildError
-from pybuild.target import Arch
+from pybuild.model.target import Arch
 
 lief.logging.disable()
 

@@ -23,10 +23,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from pybuild.config import Layer, Runtime, parse_layer
 from pybuild.errors import ConfigError, LockError
-from pybuild.requirements import Pin
-from pybuild.target import Target
+from pybuild.model.layerfile import Layer, Runtime, parse_layer
+from pybuild.model.requirements import Pin
+from pybuild.model.target import Target
 
 LOCK_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -20,9 +20,9 @@ from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import NormalizedName, canonicalize_name
 
 from pybuild.errors import LockError
-from pybuild.index import Indexes
-from pybuild.requirements import Pin
-from pybuild.target import Target
+from pybuild.model.requirements import Pin
+from pybuild.model.target import Target
+from pybuild.support.index import Indexes
 
 
 @dataclass(frozen=True, slots=True)

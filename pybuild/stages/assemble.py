@@ -32,7 +32,7 @@ from installer.sources import WheelFile
 from installer.utils import Scheme
 
 from pybuild.errors import PybuildError
-from pybuild.fsutil import tree_entries
+from pybuild.support.fsutil import tree_entries
 
 T = TypeVar("T")
 RUNTIME = "runtime"

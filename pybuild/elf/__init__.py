@@ -1,0 +1,1 @@
+"""ELF files: reading them (the only LIEF user), and what a target allows them."""

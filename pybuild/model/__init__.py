@@ -1,0 +1,1 @@
+"""What the user writes and what the lock pins: layer.toml, requirements, lock.json, target."""

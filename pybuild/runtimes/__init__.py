@@ -1,0 +1,1 @@
+"""Where a layer's Python comes from: python-build-standalone, or Debian's packages."""

@@ -1,0 +1,1 @@
+"""Commands that inspect layers rather than build them: diff and doctor."""
