@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pybuild.elf.reader import ElfError, SymbolVersion, read_elf
+from pybuild.elf.reader import read_elf
+from pybuild.elf.types import ElfError, SymbolVersion
 from pybuild.model.target import Arch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "elf"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pybuild.elf.reader import SymbolVersion
+from pybuild.elf.types import SymbolVersion
 from pybuild.errors import ConfigError
 from pybuild.model.target import Arch, parse_version2
 

@@ -1,219 +1,41 @@
-"""ELF files as pybuild sees them. The only module that imports lief.
+"""Reading ELF files with LIEF. The only module that imports lief.
 
-`read_elf` parses a file with LIEF and returns plain frozen dataclasses (`ElfFile`, `Section`,
-`Segment`, `VersionNeed`, `SymbolVersion`); everything else in pybuild works with these, so a
-change of parser touches this file alone. LIEF is lenient (a truncated file parses with its
-sections silently missing), so the layout is checked against the file size here before anyone
-relies on it.
+`read_elf` parses a file with LIEF and returns the plain frozen dataclasses of
+`pybuild.elf.types` (`ElfFile`, `Section`, `Segment`, `VersionNeed`, `SymbolVersion`); everything
+else in pybuild works with these, so a change of parser touches this file alone. LIEF is lenient
+(a truncated file parses with its sections silently missing), so the layout is checked against
+the file size here before anyone relies on it.
 """
 
 from __future__ import annotations
 
-import enum
-import re
 from dataclasses import dataclass
-from functools import total_ordering
 from pathlib import Path
 
 import lief
 
-from pybuild.errors import PybuildError
-from pybuild.model.target import Arch
+from pybuild.elf.types import (
+    ELF_MAGIC,
+    ELFCLASS32,
+    ELFCLASS64,
+    ELFDATA2LSB,
+    ELFDATA2MSB,
+    HEADER_SIZES,
+    ElfClass,
+    ElfError,
+    ElfFile,
+    Section,
+    Segment,
+    SymbolVersion,
+    VersionNeed,
+)
 
 lief.logging.disable()
-
-ELF_MAGIC = b"\x7fELF"
-
-# ELF constants (System V gABI) used by pybuild.
-ELFCLASS32, ELFCLASS64 = 1, 2
-ELFDATA2LSB, ELFDATA2MSB = 1, 2
-ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
-EM_386, EM_ARM, EM_X86_64, EM_AARCH64 = 3, 40, 62, 183
-SHT_NULL, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 0, 3, 4, 8, 9, 17
-SHF_ALLOC, SHF_INFO_LINK, SHF_COMPRESSED = 0x2, 0x40, 0x800
-SHN_LORESERVE = 0xFF00
-PT_LOAD = 1
-
-_MACHINE_NAMES = {EM_386: "i386", EM_ARM: "arm", EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
-_ARCH_MACHINE = {Arch.AARCH64: EM_AARCH64, Arch.X86_64: EM_X86_64}
-# Header sizes the gABI fixes per class: (e_ehsize, e_phentsize, e_shentsize).
-_HEADER_SIZES = {ELFCLASS32: (52, 32, 40), ELFCLASS64: (64, 56, 64)}
-
-
-class ElfError(PybuildError):
-    """A file starts like an ELF file but cannot be read as one."""
-
-
-class ElfClass(enum.IntEnum):
-    ELF32 = ELFCLASS32
-    ELF64 = ELFCLASS64
-
-
-def machine_name(machine: int) -> str:
-    return _MACHINE_NAMES.get(machine, f"machine {machine}")
-
-
-def arch_machine(arch: Arch) -> int:
-    """The ``e_machine`` value of a target architecture."""
-    return _ARCH_MACHINE[arch]
-
-
-_VERSION_NAME = re.compile(r"(?P<prefix>.+?)_(?P<version>\d+(?:\.\d+)*)")
-
-
-@total_ordering
-@dataclass(frozen=True, slots=True)
-class SymbolVersion:
-    """A symbol version name such as ``GLIBC_2.17`` or ``GLIBCXX_3.4.29``, ordered by number.
-
-    Names without a number (``GLIBC_PRIVATE``) have an empty `version` and compare only equal
-    to themselves; they are never "at most" anything.
-    """
-
-    prefix: str
-    version: tuple[int, ...]
-
-    @classmethod
-    def parse(cls, name: str) -> SymbolVersion:
-        match = _VERSION_NAME.fullmatch(name)
-        if match is None:
-            return cls(name, ())
-        return cls(match["prefix"], tuple(int(p) for p in match["version"].split(".")))
-
-    @property
-    def name(self) -> str:
-        if not self.version:
-            return self.prefix
-        return f"{self.prefix}_{'.'.join(str(v) for v in self.version)}"
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, SymbolVersion):
-            return NotImplemented
-        return (self.prefix, self.version) < (other.prefix, other.version)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True, slots=True)
-class VersionNeed:
-    """The symbol versions a file requires from one library (its ``.gnu.version_r`` entry)."""
-
-    library: str
-    versions: tuple[SymbolVersion, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One section header, every field as in the file."""
-
-    index: int
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    addralign: int
-    entsize: int
-
-    @property
-    def is_alloc(self) -> bool:
-        return bool(self.flags & SHF_ALLOC)
-
-    @property
-    def occupies_file(self) -> bool:
-        return self.type not in (SHT_NULL, SHT_NOBITS) and self.size > 0
-
-    @property
-    def end(self) -> int:
-        return self.offset + (self.size if self.occupies_file else 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One program header, every field as in the file."""
-
-    type: int
-    flags: int
-    offset: int
-    vaddr: int
-    paddr: int
-    filesz: int
-    memsz: int
-    align: int
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.filesz
-
-
-@dataclass(frozen=True, slots=True)
-class ElfFile:
-    """What pybuild knows about one ELF file."""
-
-    size: int
-    elf_class: ElfClass
-    little_endian: bool
-    machine: int
-    file_type: int
-    phoff: int
-    phnum: int
-    shoff: int
-    shnum: int
-    shstrndx: int
-    sections: tuple[Section, ...]
-    segments: tuple[Segment, ...]
-    dynamic: tuple[tuple[int, int], ...]
-    needed: tuple[str, ...]
-    rpath: tuple[str, ...]
-    runpath: tuple[str, ...]
-    soname: str | None
-    version_needs: tuple[VersionNeed, ...]
-
-    @property
-    def arch(self) -> Arch | None:
-        for arch, machine in _ARCH_MACHINE.items():
-            if machine == self.machine:
-                return arch
-        return None
-
-    @property
-    def bits(self) -> int:
-        return 64 if self.elf_class is ElfClass.ELF64 else 32
-
-    @property
-    def ehsize(self) -> int:
-        return _HEADER_SIZES[self.elf_class][0]
-
-    @property
-    def phentsize(self) -> int:
-        return _HEADER_SIZES[self.elf_class][1]
-
-    @property
-    def shentsize(self) -> int:
-        return _HEADER_SIZES[self.elf_class][2]
-
-    def describe(self) -> str:
-        """e.g. ``aarch64 (ELF64 LSB)``."""
-        endian = "LSB" if self.little_endian else "MSB"
-        return f"{machine_name(self.machine)} (ELF{self.bits} {endian})"
 
 
 def _text(value: str | bytes) -> str:
     """LIEF returns bytes for names that are not UTF-8; keep them readable and lossless."""
     return value if isinstance(value, str) else value.decode("utf-8", errors="backslashreplace")
-
-
-def looks_like_elf(path: Path) -> bool:
-    """Whether the file starts with the ELF magic (reads four bytes)."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(4) == ELF_MAGIC
-    except OSError:
-        return False
 
 
 def _ident(data: bytes, label: str) -> tuple[ElfClass, bool]:
@@ -229,7 +51,7 @@ def _ident(data: bytes, label: str) -> tuple[ElfClass, bool]:
 def _check_layout(binary: lief.ELF.Binary, elf_class: ElfClass, size: int, label: str) -> None:
     """LIEF accepts truncated or inconsistent headers; refuse them before anyone relies on them."""
     header = binary.header
-    ehsize, phentsize, shentsize = _HEADER_SIZES[elf_class]
+    ehsize, phentsize, shentsize = HEADER_SIZES[elf_class]
     if size < ehsize:
         raise ElfError(f"{label}: truncated: {size} bytes, shorter than an ELF header")
     if header.header_size != ehsize:

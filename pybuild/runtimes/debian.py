@@ -35,7 +35,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pybuild.elf.reader import ET_DYN, ElfError, ElfFile, looks_like_elf, read_elf
+from pybuild.elf.reader import read_elf
+from pybuild.elf.types import ET_DYN, ElfError, ElfFile, looks_like_elf
 from pybuild.errors import PybuildError
 from pybuild.support.cache import Cache, Want, default_cache_dir, file_sha256
 from pybuild.support.fsutil import tree_entries

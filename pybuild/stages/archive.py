@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 import deflate
 
-from pybuild.elf.reader import looks_like_elf
+from pybuild.elf.types import looks_like_elf
 from pybuild.errors import PybuildError
 
 EPOCH_1980 = 315_532_800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pybuild.elf.reader import ElfError, looks_like_elf, read_elf
+from pybuild.elf.reader import read_elf
+from pybuild.elf.types import ElfError, looks_like_elf
 from pybuild.errors import ConfigError
 from pybuild.model.layerfile import ALL_FILES, PruneConfig
 from pybuild.stages.assemble import RUNTIME, Removal, Tree

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pybuild.elf.reader import (
+from pybuild.elf.reader import read_elf
+from pybuild.elf.types import (
     ET_DYN,
     ET_EXEC,
     SHF_COMPRESSED,
@@ -40,7 +41,6 @@ from pybuild.elf.reader import (
     ElfFile,
     Section,
     looks_like_elf,
-    read_elf,
 )
 
 Status = Literal["stripped", "already-stripped", "refused"]

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pybuild.elf.policy import Policy, Profile, load_policy, profile_for
-from pybuild.elf.reader import ELF_MAGIC, ElfError, ElfFile, arch_machine, looks_like_elf, read_elf
+from pybuild.elf.reader import read_elf
+from pybuild.elf.types import ELF_MAGIC, ElfError, ElfFile, arch_machine, looks_like_elf
 from pybuild.errors import PybuildError
 from pybuild.model.target import Arch
 from pybuild.support.fsutil import tree_entries

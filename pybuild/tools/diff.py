@@ -13,7 +13,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.elf.reader import ELF_MAGIC, ElfError, read_elf
+from pybuild.elf.reader import read_elf
+from pybuild.elf.types import ELF_MAGIC, ElfError
 from pybuild.support.layerzip import LayerZipError, Member, read_members
 
 
