@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
 
+from pybuild.model.versions import GlibcVersion, PythonVersion
+
 
 class Arch(enum.Enum):
     """CPU architectures AWS Lambda offers."""
@@ -37,43 +39,23 @@ _LEGACY_ARCHES = {
 _UV_MANYLINUX_MINORS = (17, 28, *range(31, 41))
 
 
-def parse_version2(text: str, *, major: int) -> tuple[int, int]:
-    """Parse ``"MAJOR.MINOR"`` (e.g. ``"2.34"``); raise ValueError with a readable reason."""
-    parts = text.split(".")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"{text!r} is not of the form '{major}.N'")
-    value = (int(parts[0]), int(parts[1]))
-    if value[0] != major:
-        raise ValueError(f"{text!r} has major version {value[0]}, expected {major}")
-    return value
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
     """What the layer must run on."""
 
     arch: Arch
-    glibc: tuple[int, int]
-    python: tuple[int, int]
+    glibc: GlibcVersion
+    python: PythonVersion
 
-    @property
-    def glibc_str(self) -> str:
-        return f"{self.glibc[0]}.{self.glibc[1]}"
-
-    @property
-    def python_str(self) -> str:
-        return f"{self.python[0]}.{self.python[1]}"
-
-    @property
-    def python_tag(self) -> str:
-        """``cp311`` for Python 3.11."""
-        return f"cp{self.python[0]}{self.python[1]}"
+    def describe(self) -> str:
+        """e.g. ``aarch64 glibc 2.34 Python 3.11``."""
+        return f"{self.arch.value} glibc {self.glibc} Python {self.python}"
 
     def platform_tags(self) -> list[str]:
         """Manylinux platform tags the target accepts, most specific (newest glibc) first."""
         arch = self.arch.value
         tags: list[str] = []
-        for minor in range(self.glibc[1], self.arch.oldest_manylinux - 1, -1):
+        for minor in range(self.glibc.minor, self.arch.oldest_manylinux - 1, -1):
             tags.append(f"manylinux_2_{minor}_{arch}")
             legacy = _LEGACY_MANYLINUX.get(minor)
             if legacy is not None and arch in _LEGACY_ARCHES[legacy]:
@@ -87,8 +69,9 @@ class Target:
         then abi3 down to cp32, then pure-Python tags; within each, the newest manylinux first.
         """
         platforms = self.platform_tags()
-        tags = list(cpython_tags(self.python, abis=[self.python_tag], platforms=platforms))
-        tags += compatible_tags(self.python, interpreter=self.python_tag, platforms=platforms)
+        version = (self.python.major, self.python.minor)
+        tags = list(cpython_tags(version, abis=[self.python.tag], platforms=platforms))
+        tags += compatible_tags(version, interpreter=self.python.tag, platforms=platforms)
         return tags
 
     def uv_python_platform(self) -> str:
@@ -97,9 +80,9 @@ class Target:
         uv has no level between 2_17 and 2_28, so an Amazon Linux 2 target (glibc 2.26) resolves
         at 2_17 and the wheel choice is then made by `wheel_tags`.
         """
-        if self.glibc[0] != 2 or self.glibc[1] < self.arch.oldest_manylinux:
-            raise ValueError(f"glibc {self.glibc_str} is older than any manylinux policy")
-        usable = [m for m in _UV_MANYLINUX_MINORS if m <= self.glibc[1]]
+        if self.glibc.minor < self.arch.oldest_manylinux:
+            raise ValueError(f"glibc {self.glibc} is older than any manylinux policy")
+        usable = [m for m in _UV_MANYLINUX_MINORS if m <= self.glibc.minor]
         if not usable:
-            raise ValueError(f"uv cannot resolve for glibc {self.glibc_str} (oldest level: 2.17)")
+            raise ValueError(f"uv cannot resolve for glibc {self.glibc} (oldest level: 2.17)")
         return f"{self.arch.value}-manylinux_2_{max(usable)}"
