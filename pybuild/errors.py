@@ -1,17 +1,24 @@
 """The one exception root of pybuild.
 
 Every error a user can cause (bad input, unreachable index, wrong hash) is a `PybuildError` whose
-message is a single line fit to print after ``error:``. Anything else escaping is a bug in pybuild
-and keeps its traceback.
+message is a single line fit to print after ``error:``; where there are several problems the
+message summarises them and `details` lists them, one line each. Anything else escaping is a bug
+in pybuild and keeps its traceback.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class PybuildError(Exception):
     """A failure the user can act on; ``str(err)`` is one line, no traceback is shown."""
 
     exit_code = 2
+
+    def __init__(self, message: str, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.details = tuple(details)
 
 
 class ConfigError(PybuildError):

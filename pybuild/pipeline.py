@@ -1,241 +1,266 @@
 """`pybuild build`: the stages in order. Each stage is its own module; this holds no logic.
 
-fetch (the only network) -> assemble -> prune -> strip -> verify -> bytecode -> manifest ->
-archive + budgets -> report.
+prepare (lock, tools, fetch: the only network, compiler) -> assemble -> prune -> strip ->
+verify -> bytecode -> sbom -> archive -> budgets -> report -> deployment files.
+
+`build` takes a parsed lock and the fetched files, so it runs from fixture wheels without uv or
+the network; `prepare` makes those from a layer.toml as the command line does.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pybuild import __version__
-from pybuild.errors import CheckError, LockError
+from pybuild.errors import CheckError
 from pybuild.model.layerfile import Layer
-from pybuild.model.lockfile import dumps_stable, read_lock
+from pybuild.model.lockfile import Lock, current_lock
 from pybuild.model.requirements import load_requirements
-from pybuild.stages.archive import EPOCH_1980, ArchiveResult, write_zip, zip_epoch
-from pybuild.stages.assemble import Tree, WheelInput, assemble
-from pybuild.stages.budgets import check_budgets
-from pybuild.stages.bytecode import compile_tree, find_compiler
+from pybuild.model.tree import PYBUILD, Tree
+from pybuild.runtimes import provider
+from pybuild.runtimes.compiler import Compiler, host_arch, select_compiler
+from pybuild.stages.archive import ArchiveResult, Compressor, sources_from_tree, write_zip
+from pybuild.stages.assemble import WheelInput, assemble
+from pybuild.stages.budgets import Limit, check_budgets
+from pybuild.stages.bytecode import compile_tree
 from pybuild.stages.deploy import DeployFiles, write_deploy_files
-from pybuild.stages.fetch import fetch
-from pybuild.stages.lock import stale_reasons
+from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
 from pybuild.stages.prune import prune
-from pybuild.stages.report import StageSize, build_report, render_build_report
+from pybuild.stages.report import BuildReport, build_report, render_build_report, stage_size
 from pybuild.stages.sbom import SBOM_PATH, sbom_json
-from pybuild.stages.strip import strip_paths
-from pybuild.stages.verify import verify_target, verify_tree
+from pybuild.stages.strip import strip_tree
+from pybuild.stages.verify import TreeView, verify_layer, verify_target
 from pybuild.support.cache import Cache
-from pybuild.support.fsutil import atomic_write_text
+from pybuild.support.fsutil import WorkDir, atomic_write_text, reclaim_stale
 from pybuild.support.index import Indexes
+from pybuild.support.jsonout import dumps_stable
+from pybuild.support.tools import Tools, check_tools
 from pybuild.ui import Ui
 
+OVER_LIMIT = "over-limit"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BuildRequest:
+    """Everything one build needs, already parsed, fetched and chosen."""
+
     layer: Layer
+    lock: Lock
+    files: Mapping[str, Path]  # sha256 -> the fetched file
     out_dir: Path
     cache: Cache
-    indexes: Indexes
-    offline: bool = False
-    seed_dir: Path | None = None
-    runtime_url: str | None = None
-    python: str | None = None  # the bytecode compiler; default: a host CPython of the minor
-    source_date_epoch: str | None = None
-    work_dir: Path | None = None  # where the tree is assembled (default: the system temp dir)
+    compiler: Compiler
+    tools: Tools
+    epoch: int
+    strict: bool = False  # the layer's size goals fail the build
+    reverse_order: bool = False  # create the tree's files in reverse order (`build --check`)
 
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
     archive: ArchiveResult
-    report: dict[str, Any]
+    report: BuildReport
     report_path: Path
-    deploy: DeployFiles | None = None
+    deploy: DeployFiles | None
+    elf_parses: int  # how often an ELF file was parsed (at most twice each: see the tests)
+
+    @property
+    def deployable(self) -> bool:
+        return self.report.zip.deployable
 
 
-def _size(tree: Tree, stage: str) -> StageSize:
-    files = [tree.root / p for p in tree.files()]
-    return StageSize(stage, len(files), sum(p.lstat().st_size for p in files))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sources:
+    """Where `prepare` may get inputs and which compiler it may use."""
+
+    indexes: Indexes
+    offline: bool = False
+    seed_dir: Path | None = None
+    runtime_url: str | None = None
+    python: str | None = None  # --python: a compiler the lock does not pin
+    emulate_compiler: bool = False
+    sysroot: Path | None = None
+
+
+def mirrors_of(layer: Layer, lock: Lock) -> dict[str, str]:
+    """The Debian mirrors for a lock's Debian packages: layer.toml's, else Debian's own."""
+    from pybuild.model.layerfile import DebianRuntime
+    from pybuild.runtimes.debian_archive import DEFAULT_MIRRORS
+
+    own = dict(layer.runtime.mirrors) if isinstance(layer.runtime, DebianRuntime) else {}
+    return {**DEFAULT_MIRRORS, **own}
+
+
+def prepare(
+    layer: Layer, sources: Sources, cache: Cache, ui: Ui
+) -> tuple[Lock, dict[str, Path], Compiler, Tools]:
+    """The current lock, the byte-deciding tools (checked), every input fetched, the compiler."""
+    lock = current_lock(layer, load_requirements(layer.requirements))
+    tools = check_tools()
+    mirrors = mirrors_of(layer, lock)
+    needs_compiler = sources.python is None and not sources.emulate_compiler
+    artifacts = lock_artifacts(
+        lock,
+        host=host_arch() if needs_compiler else None,
+        mirrors=mirrors,
+        runtime_url=sources.runtime_url,
+    )
+    fetched = fetch_artifacts(
+        artifacts,
+        cache,
+        indexes=sources.indexes,
+        ui=ui,
+        offline=sources.offline,
+        seed_dir=sources.seed_dir,
+    )
+    files = {f.artifact.want.sha256: f.path for f in fetched}
+    compiler = select_compiler(
+        lock,
+        files,
+        cache,
+        ui,
+        python=sources.python,
+        emulate=sources.emulate_compiler,
+        sysroot=sources.sysroot,
+    )
+    return lock, files, compiler, tools
 
 
 def build(request: BuildRequest, ui: Ui) -> BuildResult:
-    layer = request.layer
-    lock = read_lock(layer.lock_path)
-    stale = stale_reasons(layer, load_requirements(layer.requirements), lock)
-    if stale:
-        raise LockError(f"{layer.lock_path} is stale: {'; '.join(stale)}; run `pybuild lock`")
-    target = verify_target(lock.target.arch, lock.target.glibc, layer.profile)
-    compiler = find_compiler(lock.target.python, request.python)
-    epoch = zip_epoch(request.source_date_epoch)
+    layer, lock = request.layer, request.lock
     options = layer.options
-
-    fetched = {
-        f.artifact.want.sha256: f.path
-        for f in fetch(
-            lock,
-            request.cache,
-            indexes=request.indexes,
-            ui=ui,
-            offline=request.offline,
-            seed_dir=request.seed_dir,
-            runtime_url=request.runtime_url,
+    runtime_provider = provider(lock.runtime.provider)
+    target = verify_target(lock.target.arch, lock.target.glibc, layer.profile)
+    reclaim_stale(request.out_dir)
+    work_parent = request.cache.root / "tmp"
+    reclaim_stale(work_parent, prefix="build-")
+    with WorkDir(work_parent, "build-") as work:
+        tree = Tree(work / "opt", runtime_provider.layout(lock.target))
+        ui.info(f"assembling {lock.runtime.description} and {len(lock.wheels)} wheels")
+        wheels = [WheelInput(w.name, request.files[w.sha256], w.filename) for w in lock.wheels]
+        removed = assemble(
+            runtime_provider,
+            lock.runtime,
+            request.files,
+            tree,
+            wheels=wheels,
+            include=layer.include,
+            work=work,
+            reverse=request.reverse_order,
         )
-    }
-
-    with tempfile.TemporaryDirectory(prefix="pybuild-build-", dir=request.work_dir) as work:
-        tree = Tree(root=Path(work).resolve() / "opt", python=f"python{lock.target.python_str}")
-        tree.root.mkdir()
-        ui.info(f"assembling {lock.runtime.filename} and {len(lock.wheels)} wheels")
-        wheels = [WheelInput(w.name, fetched[w.sha256], w.filename) for w in lock.wheels]
-        removed = assemble(fetched[lock.runtime.sha256], wheels, tree, layer.include)
-        stages = [_size(tree, "assemble")]
+        stages = [stage_size(tree, "assemble")]
 
         ui.info("pruning")
         removed += prune(tree, layer.prune, {w.name for w in lock.wheels})
-        stages.append(_size(tree, "prune"))
+        stages.append(stage_size(tree, "prune"))
 
         ui.info("stripping ELF files")
-        stripped = strip_paths([tree.root])
-        stages.append(_size(tree, "strip"))
+        stripped = strip_tree(tree)
+        stages.append(stage_size(tree, "strip"))
 
         ui.info(f"verifying against {target.describe()}")
-        verified = verify_tree(tree.root, target)
+        verified = verify_layer(TreeView(tree, options.symlinks), target, tree.layout.interpreter)
         if not verified.ok:
-            listing = "; ".join(str(p) for p in verified.problems)
-            raise CheckError(f"verify failed: {len(verified.problems)} problems: {listing}")
+            bad = len({p.path for p in verified.problems})
+            raise CheckError(
+                f"verify failed: {len(verified.problems)} problems in {bad} files",
+                [str(p) for p in verified.problems],
+            )
 
-        ui.info(f"compiling bytecode ({options.bytecode}) with CPython {compiler.version}")
-        compiled = compile_tree(tree, options.bytecode, compiler, debug_ranges=options.debug_ranges)
-        stages.append(_size(tree, "bytecode"))
+        compiled = compile_tree(
+            tree,
+            options.bytecode,
+            request.compiler,
+            work=work,
+            ui=ui,
+            debug_ranges=options.debug_ranges,
+        )
+        stages.append(stage_size(tree, "bytecode"))
 
         settings = {
-            "pybuild": __version__,
-            "bytecode": options.bytecode,
+            "bytecode": options.bytecode.value,
             "bytecode_debug_ranges": options.debug_ranges,
-            "bytecode_compiler": compiler.version,
-            "compression": f"libdeflate level {options.compression_level} (deflate "
-            f"{importlib.metadata.version('deflate')})",
-            "symlinks": options.symlinks,
-            "source_date_epoch": epoch,
-            "target": f"{lock.target.arch.value} glibc {lock.target.glibc_str}",
-            "profile": target.profile.name,
+            "compression": f"libdeflate {request.tools.libdeflate} level "
+            f"{options.compression_level}",
+            "symlinks": options.symlinks.value,
+            "source_date_epoch": request.epoch,
+            "target": lock.target.describe(),
+            "profile": layer.profile.name,
             "prune_defaults": layer.prune.defaults,
+            "runtime": lock.runtime.description,
         }
-        atomic_write_text(tree.root / SBOM_PATH, sbom_json(lock, options=settings, epoch=epoch))
-        tree.owners[SBOM_PATH] = "pybuild"
-
-        out = request.out_dir / f"{layer.name}.zip"
-        ui.info(f"writing {out}")
-        archive = write_zip(
-            tree.root,
-            out,
-            epoch=epoch,
-            level=options.compression_level,
-            symlinks=options.symlinks,
-            cache_dir=request.cache.root / "deflate",
-            before_publish=lambda result: check_budgets(result, options, tree.owners),
+        sbom = sbom_json(
+            lock,
+            compiler=request.compiler,
+            tools=request.tools,
+            options=settings,
+            epoch=request.epoch,
         )
+        tree.write(SBOM_PATH, sbom.encode(), PYBUILD)
+        tree.check_disk()
+
+        compressor = Compressor(
+            options.compression_level,
+            request.tools.compressor,
+            request.cache.root / "deflate",
+            ui,
+        )
+        limits: list[Limit] = []
+
+        def named(result: ArchiveResult) -> Path:
+            limits.extend(check_budgets(result, options.budgets, strict=request.strict))
+            over = any(limit.failed for limit in limits)
+            return request.out_dir / f"{layer.name}{'.' + OVER_LIMIT if over else ''}.zip"
+
+        ui.info("writing the zip")
+        archive = write_zip(
+            sources_from_tree(tree),
+            tree.root,
+            request.out_dir / f"{layer.name}.zip",
+            epoch=request.epoch,
+            compressor=compressor,
+            symlinks=options.symlinks,
+            rename=named,
+        )
+        failed = [limit for limit in limits if limit.failed]
+        base = archive.path.name.removesuffix(".zip")
         report = build_report(
             name=layer.name,
             archive=archive,
-            options=options,
+            deployable=not failed,
+            limits=limits,
             stages=stages,
-            owner_of=tree.owners,
+            owner_of={p: e.owner for p, e in tree.files()},
             removals=removed,
             strip=stripped,
             root=tree.root,
             verify=verified,
             bytecode=compiled,
             settings=settings,
+            tools=request.tools.as_dict(),
         )
+        elf_parses = tree.elf_parses
 
-    report_path = request.out_dir / f"{layer.name}.report.json"
+    report_path = request.out_dir / f"{base}.report.json"
     atomic_write_text(report_path, dumps_stable(report))
-    atomic_write_text(request.out_dir / f"{layer.name}.report.txt", render_build_report(report))
+    atomic_write_text(request.out_dir / f"{base}.report.txt", render_build_report(report))
+    for limit in limits:
+        if limit.over and not limit.failed:
+            ui.warn(f"{limit.describe()} (reported; `--strict` or [budgets] strict fails on it)")
+    if failed:
+        largest = ", ".join(f"{p.owner} {p.zipped_bytes:,}" for p in report.parts[:5])
+        raise CheckError(
+            f"over budget: {'; '.join(limit.describe() for limit in failed)}; wrote "
+            f"{archive.path.name} and {report_path.name} (not deployable); largest zipped: "
+            f"{largest}"
+        )
     deploy = write_deploy_files(
         name=layer.name,
         zip_path=archive.path,
         sha256=archive.sha256,
         target=lock.target,
-        profile=target.profile,
-        python=f"python{lock.target.python_str}",
+        profile=layer.profile,
+        python=tree.layout.python.executable,
     )
-    return BuildResult(archive, report, report_path, deploy)
-
-
-def source_date_epoch() -> str | None:
-    return os.environ.get("SOURCE_DATE_EPOCH")
-
-
-# The conditions the second build of `--check` runs under: another time zone, locale, umask,
-# build directory, file creation order, and SOURCE_DATE_EPOCH set to the default instead of unset
-# (or unset instead of set).
-PERTURBED_ENV = {
-    "TZ": "Pacific/Chatham",
-    "LANG": "tr_TR.UTF-8",
-    "LC_ALL": "tr_TR.UTF-8",
-    "PYBUILD_REVERSE_ORDER": "1",
-}
-PERTURBED_UMASK = 0o027
-
-
-def check_reproducible(request: BuildRequest, first: BuildResult, ui: Ui) -> None:
-    """Build again under perturbed conditions in a separate process; compare the zips."""
-    import subprocess
-    import sys
-
-    from pybuild.tools.diff import diff_zips
-
-    layer = request.layer
-    with tempfile.TemporaryDirectory(prefix="pybuild-check-") as tmp:
-        out = Path(tmp) / "second build" / "out"
-        env = {**os.environ, **PERTURBED_ENV, "PYBUILD_CACHE_DIR": str(request.cache.root)}
-        if request.source_date_epoch is None:
-            env["SOURCE_DATE_EPOCH"] = str(EPOCH_1980)  # the default, set: must change nothing
-        elif zip_epoch(request.source_date_epoch) == EPOCH_1980:
-            env.pop("SOURCE_DATE_EPOCH")  # the default, unset
-        command = [
-            sys.executable,
-            "-m",
-            "pybuild",
-            "build",
-            "--quiet",
-            "--offline",
-            "--layer",
-            str(layer.path.resolve()),
-            "--out",
-            str(out),
-        ]
-        if request.python:
-            command += ["--python", request.python]
-        if request.runtime_url:
-            command += ["--runtime-url", request.runtime_url]
-        ui.info(
-            "--check: building again (other directory, umask, time zone, locale, file "
-            "order, SOURCE_DATE_EPOCH)"
-        )
-        completed = subprocess.run(
-            command,
-            cwd=tmp,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            preexec_fn=lambda: os.umask(PERTURBED_UMASK),
-        )
-        if completed.returncode != 0:
-            raise CheckError(
-                f"--check: the second build failed: {completed.stderr.strip().splitlines()[-1:]}"
-            )
-        second = out / first.archive.path.name
-        difference = diff_zips(first.archive.path, second)
-        if not difference.identical:
-            raise CheckError(
-                "--check: the two builds differ: " + "; ".join(difference.lines(limit=5))
-            )
-    ui.info(f"--check: both builds are {first.archive.sha256}")
+    return BuildResult(archive, report, report_path, deploy, elf_parses)

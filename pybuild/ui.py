@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -12,9 +13,12 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+
+from pybuild.errors import PybuildError
 
 
 class Ui:
@@ -29,6 +33,13 @@ class Ui:
 
     def warn(self, message: str) -> None:
         self.console.print(f"warning: {message}", markup=False, style="yellow")
+
+    def error(self, err: PybuildError) -> None:
+        """``error: <one line>``, then each detail on its own line."""
+        style = "red" if err.exit_code == 2 else None
+        self.console.print(f"error: {err}", markup=False, soft_wrap=True, style=style)
+        for detail in err.details:
+            self.console.print(f"  {detail}", markup=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def transfer(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -51,3 +62,27 @@ class Ui:
                     progress.advance(task, n)
 
             yield advance
+
+    @contextlib.contextmanager
+    def steps(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A counted progress bar for long local work (n items done so far); on a terminal only,
+        and a line with the time taken when it ends."""
+        started = time.monotonic()
+        if self.quiet or total <= 0:
+            yield lambda _n: None
+            return
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(description, total=total)
+
+            def update(done: int) -> None:
+                with self._lock:
+                    progress.update(task, completed=done)
+
+            yield update
+        self.info(f"{description}: {total:,} done in {time.monotonic() - started:.1f} s")

@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from pybuild.model.lockfile import dumps_stable
+from pybuild.support.jsonout import dumps_stable
 from pybuild.support.fsutil import atomic_write_text
 from pybuild.support.index import configured_indexes, project_files
 from pybuild.support.net import RetryPolicy

@@ -17,14 +17,15 @@ from pathlib import Path
 
 from pybuild.elf.types import SymbolVersion
 from pybuild.errors import ConfigError
-from pybuild.model.target import Arch, parse_version2
+from pybuild.model.target import Arch
+from pybuild.model.versions import GlibcVersion
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     description: str
-    glibc: tuple[int, int]
+    glibc: GlibcVersion
     system_libraries: frozenset[str]
     lambda_runtimes: tuple[str, ...]  # empty: not a Lambda image
 
@@ -64,31 +65,30 @@ def load_profiles() -> dict[str, Profile]:
         profiles[name] = Profile(
             name=name,
             description=raw["description"],
-            glibc=parse_version2(raw["glibc"], major=2),
+            glibc=GlibcVersion.parse(raw["glibc"]),
             system_libraries=frozenset(raw["system_libraries"]),
             lambda_runtimes=tuple(raw["lambda_runtimes"]),
         )
     return profiles
 
 
-def profile_for(glibc: tuple[int, int], name: str | None = None) -> Profile:
+def profile_for(glibc: GlibcVersion, name: str | None = None) -> Profile:
     """The named profile, or the one whose glibc is `glibc`."""
     profiles = load_profiles()
-    known = ", ".join(f"{p.name} (glibc {p.glibc[0]}.{p.glibc[1]})" for p in profiles.values())
+    known = ", ".join(f"{p.name} (glibc {p.glibc})" for p in profiles.values())
     if name is not None:
         if name not in profiles:
             raise ConfigError(f"unknown system profile {name!r}; known: {known}")
         profile = profiles[name]
         if profile.glibc != glibc:
-            raise ConfigError(
-                f"profile {name} has glibc {profile.glibc[0]}.{profile.glibc[1]}, "
-                f"not {glibc[0]}.{glibc[1]}"
-            )
+            raise ConfigError(f"profile {name} has glibc {profile.glibc}, not {glibc}")
         return profile
     for profile in profiles.values():
         if profile.glibc == glibc:
             return profile
-    raise ConfigError(f"no system profile for glibc {glibc[0]}.{glibc[1]}; known: {known}")
+    raise ConfigError(
+        f"no system profile for glibc {glibc} (set target.profile, or use a glibc of: {known})"
+    )
 
 
 @cache
@@ -100,7 +100,7 @@ def _manylinux_policies() -> list[dict[str, object]]:
     return data
 
 
-def load_policy(arch: Arch, glibc: tuple[int, int]) -> Policy:
+def load_policy(arch: Arch, glibc: GlibcVersion) -> Policy:
     """The manylinux policy for `glibc` (the newest one not above it) and `arch`."""
     best: tuple[int, dict[str, object]] | None = None
     for raw in _manylinux_policies():
@@ -108,10 +108,10 @@ def load_policy(arch: Arch, glibc: tuple[int, int]) -> Policy:
         if not name.startswith("manylinux_2_"):
             continue
         minor = int(name.removeprefix("manylinux_2_"))
-        if minor <= glibc[1] and (best is None or minor > best[0]):
+        if minor <= glibc.minor and (best is None or minor > best[0]):
             best = (minor, raw)
-    if best is None or glibc[0] != 2:
-        raise ConfigError(f"no manylinux policy for glibc {glibc[0]}.{glibc[1]}")
+    if best is None:
+        raise ConfigError(f"no manylinux policy for glibc {glibc}")
     raw = best[1]
     versions = raw["symbol_versions"]
     assert isinstance(versions, dict)  # noqa: S101 - auditwheel's schema
@@ -120,3 +120,11 @@ def load_policy(arch: Arch, glibc: tuple[int, int]) -> Policy:
         raise ConfigError(f"{raw['name']} has no symbol versions for {arch.value}")
     allowed = {prefix: frozenset(values) for prefix, values in per_arch.items()}
     return Policy(name=str(raw["name"]), arch=arch, allowed=allowed)
+
+
+@cache
+def lambda_environment() -> dict[str, str]:
+    """The environment a Lambda function's process starts with (`data/lambda-environment.toml`):
+    what `pybuild smoke` runs the layer with, and whose LD_LIBRARY_PATH `verify` follows."""
+    text = importlib.resources.files("pybuild").joinpath("data/lambda-environment.toml")
+    return dict(tomllib.loads(text.read_text("utf-8"))["env"])

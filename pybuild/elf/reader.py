@@ -145,8 +145,13 @@ def read_elf(path: Path, label: str | None = None) -> ElfFile:
         data = path.read_bytes()
     except OSError as err:
         raise ElfError(f"{label}: cannot read: {err}") from None
+    return read_elf_bytes(data, label)
+
+
+def read_elf_bytes(data: bytes, label: str) -> ElfFile:
+    """Parse an ELF file held in memory (a zip member, a strip result)."""
     elf_class, little_endian = _ident(data, label)
-    binary = lief.ELF.parse(str(path))
+    binary = lief.ELF.parse(data)
     if binary is None:
         raise ElfError(f"{label}: LIEF cannot parse it")
     _check_layout(binary, elf_class, len(data), label)

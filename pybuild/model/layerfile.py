@@ -1,11 +1,15 @@
 """`layer.toml`: the human-edited definition of a layer, parsed into frozen dataclasses.
 
 An object of these classes exists only if the file was valid. Every problem found is reported at
-once, each naming the key it concerns (``runtime.sha256: missing``), so a user fixes them in one go.
+once, each naming the key it concerns (``runtime.sha256: missing``), so a user fixes them in one
+go. A layer may `extends` another file: tables merge key by key (the extending file wins),
+arrays and values are replaced, and ``[runtime]`` is replaced whole; paths keep meaning what
+they meant in the file that wrote them.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 import tomllib
 import urllib.parse
@@ -13,40 +17,91 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pybuild.elf.policy import Profile, profile_for
 from pybuild.errors import ConfigError
-from pybuild.model.target import Arch, Target, parse_version2
+from pybuild.model.target import Arch, Target
+from pybuild.model.versions import GlibcVersion, PythonVersion
 
 DEFAULT_LAYER_PATH = Path("layer/layer.toml")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _LAYER_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}")  # what AWS accepts as a layer name
 _URL_SCHEMES = ("https", "http", "file")  # http is safe only because the sha256 pins the bytes
-_RUNTIME_FLAVORS = ("install_only", "install_only_stripped")
+_PBS_FLAVORS = ("install_only", "install_only_stripped")
+# Keys whose values are paths relative to the file that wrote them (kept so through `extends`).
+_PATH_KEYS = (
+    ("requirements",),
+    ("smoke", "scripts"),
+    ("include", "site_packages"),
+    ("prune", "rules"),
+)
+
+# AWS Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped (function + all layers).
+LAMBDA_ZIP_LIMIT = 52_428_800
+LAMBDA_UNPACKED_LIMIT = 262_144_000
+
+
+class BytecodeMode(enum.StrEnum):
+    """How the layer's Python modules are shipped."""
+
+    UNCHECKED_HASH = "unchecked-hash"  # __pycache__/*.pyc beside sources, never re-validated
+    CHECKED_HASH = "checked-hash"  # the same, validated against the source at every import
+    SOURCELESS = "sourceless"  # module.pyc in place of module.py
+
+
+class SymlinkPolicy(enum.StrEnum):
+    """What the zip does with symbolic links (AWS documents nothing about them in layers)."""
+
+    COPY_SMALL = "copy-small"  # a link to a small file of the layer becomes a copy; others go
+    DROP = "drop"
+    STORE = "store"  # real zip symlink entries
+
+
+class Provider(enum.StrEnum):
+    """Where a layer's Python comes from (`pybuild.runtimes`)."""
+
+    PBS = "python-build-standalone"
+    DEBIAN = "debian"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Runtime:
-    """A python-build-standalone archive, pinned by content."""
+class PinnedUrl:
+    """A file to download, pinned by content."""
 
     url: str
     sha256: str
     size: int
-    python_version: str
-    release: str
-    triple: str
-    flavor: str
 
     @property
     def filename(self) -> str:
         return urllib.parse.unquote(urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1])
 
 
-BYTECODE_MODES = ("unchecked-hash", "checked-hash", "sourceless")
-ALL_FILES = "<all files of the distribution>"
-SYMLINK_POLICIES = ("copy-small", "drop", "store")
-# AWS Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped (function + layers).
-LAMBDA_ZIP_LIMIT = 52_428_800
-LAMBDA_UNPACKED_LIMIT = 262_144_000
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PbsRuntime:
+    """A python-build-standalone release. The archive and the compilers for each build host are
+    pybuild's table (`pybuild/data/pbs-assets.json`) unless layer.toml pins them itself."""
+
+    python_version: str  # "3.11.15"
+    release: str  # "20260414"
+    flavor: str  # install_only or install_only_stripped
+    archive: PinnedUrl | None = None
+    compilers: tuple[tuple[Arch, PinnedUrl], ...] = ()
+
+    provider = Provider.PBS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DebianRuntime:
+    """Debian's own python3.X packages of a release (a Debian system, not a Lambda image)."""
+
+    suite: str  # "bookworm"
+    mirrors: tuple[tuple[str, str], ...] = ()  # (archive, base URL) overriding the defaults
+
+    provider = Provider.DEBIAN
+
+
+RuntimeSpec = PbsRuntime | DebianRuntime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,21 +111,31 @@ class PruneConfig:
     defaults: bool = True
     drop: tuple[str, ...] = ()  # globs relative to the layer root
     keep: tuple[str, ...] = ()  # globs never removed, whatever rule matches
-    # (distribution, globs relative to site-packages); the value "all" in layer.toml removes every
-    # file the distribution installed (its console scripts too), given here as ALL_FILES.
-    packages: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (distribution, globs relative to site-packages); "all" in layer.toml removes every file
+    # the distribution installed (its console scripts too).
+    packages: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+    rules: tuple[Path, ...] = ()  # rule files in the default profile's format
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budgets:
+    """`[budgets]`: the layer's own size goals. Lambda's limits always apply besides them; a goal
+    only fails the build when `strict` (or `pybuild build --strict`)."""
+
+    zip_bytes: int | None = None
+    unpacked_bytes: int | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuildOptions:
     """`[bytecode]`, `[archive]` and `[budgets]`."""
 
-    bytecode: str = "unchecked-hash"
+    bytecode: BytecodeMode = BytecodeMode.UNCHECKED_HASH
     debug_ranges: bool = True  # PEP 657 column positions in the bytecode
     compression_level: int = 12
-    symlinks: str = "copy-small"
-    zip_budget: int = LAMBDA_ZIP_LIMIT
-    unpacked_budget: int = LAMBDA_UNPACKED_LIMIT
+    symlinks: SymlinkPolicy = SymlinkPolicy.COPY_SMALL
+    budgets: Budgets = Budgets()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,8 +157,8 @@ class Layer:
     name: str
     requirements: Path
     target: Target
-    runtime: Runtime
-    profile: str | None = None  # the system profile (pybuild/data/profiles.toml); None: by glibc
+    profile: Profile  # what the target's system gives a layer (pybuild/data/profiles.toml)
+    runtime: RuntimeSpec
     prune: PruneConfig = PruneConfig()
     options: BuildOptions = BuildOptions()
     smoke: SmokeConfig = SmokeConfig()
@@ -141,6 +206,14 @@ class _Table:
         value = self.get(key, kind, "")
         return default if value is None else value
 
+    def choice(self, key: str, kind: type[enum.StrEnum], default: enum.StrEnum) -> Any:
+        text = self.optional(key, str, default.value)
+        try:
+            return kind(text)
+        except ValueError:
+            self.problem(key, f"{text!r} is not one of {', '.join(v.value for v in kind)}")
+            return default
+
     def strings(self, key: str) -> tuple[str, ...]:
         """An optional array of strings."""
         values = self.optional(key, list, [])
@@ -156,6 +229,9 @@ class _Table:
     def table(self, key: str, what: str) -> _Table | None:
         value = self.get(key, dict, what)
         return None if value is None else _Table(value, f"{self._key(key)}.", self._problems)
+
+    def has(self, key: str) -> bool:
+        return key in self._data
 
     def keys(self) -> list[str]:
         return list(self._data)
@@ -182,17 +258,64 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def load_layer(path: Path) -> Layer:
-    """Read and validate `layer.toml`; raise `ConfigError` naming every bad key."""
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (pass --layer PATH)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    return parse_layer(raw, path)
+
+
+def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make the path-valued keys of a file that is extended absolute (relative to `base`)."""
+    for keys in _PATH_KEYS:
+        table = raw
+        for key in keys[:-1]:
+            table = table.get(key) if isinstance(table.get(key), dict) else {}  # type: ignore[assignment]
+        value = table.get(keys[-1])
+        if isinstance(value, str):
+            table[keys[-1]] = str(base / value)
+        elif isinstance(value, list):
+            table[keys[-1]] = [str(base / v) if isinstance(v, str) else v for v in value]
+
+
+def _merge(base: dict[str, Any], child: dict[str, Any], *, top: bool) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in child.items():
+        old = merged.get(key)
+        replace_whole = top and key == "runtime"
+        if isinstance(value, dict) and isinstance(old, dict) and not replace_whole:
+            merged[key] = _merge(old, value, top=False)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's table with everything it `extends` merged in."""
+    resolved = path.resolve()
+    if resolved in chain:
+        raise ConfigError(f"{path}: extends itself (through {' -> '.join(map(str, chain))})")
+    raw = _read_toml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a string (a path to another layer.toml)")
+    parent_path = path.parent / parent
+    if not parent_path.is_file():
+        raise ConfigError(f"{path}: extends: {parent_path}: no such file")
+    base = _load_raw(parent_path, (*chain, resolved))
+    _anchor_paths(base, parent_path.parent.absolute())
+    return _merge(base, raw, top=True)
+
+
+def load_layer(path: Path) -> Layer:
+    """Read and validate `layer.toml`; raise `ConfigError` naming every bad key."""
+    return parse_layer(_load_raw(path), path)
 
 
 def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
@@ -205,29 +328,24 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
 
     requirements = top.get("requirements", str, "path of requirements.txt, relative to layer.toml")
     target_table = top.table("target", "arch, glibc and python")
-    profile = None
-    if target_table is not None:
-        profile = target_table.optional("profile", str)
-    target = _parse_target(target_table)
-    runtime = _parse_runtime(top.table("runtime", "url, sha256 and size of the PBS archive"))
-    prune = _parse_prune(top.optional_table("prune"))
+    target, profile = _parse_target(target_table)
+    runtime = _parse_runtime(top.table("runtime", "where the layer's Python comes from"), target)
+    prune = _parse_prune(top.optional_table("prune"), path.parent)
     options = _parse_options(top)
     smoke = _parse_smoke(top.optional_table("smoke"), path.parent)
     include = _parse_include(top.optional_table("include"), path.parent)
     top.finish()
 
-    if target is not None and runtime is not None:
-        _check_runtime_fits(target, runtime, problems)
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
-    assert target is not None and runtime is not None  # noqa: S101 - no problems means all parsed
+    assert target is not None and runtime is not None and profile is not None  # noqa: S101
     return Layer(
         path=path,
         name=name,
         requirements=path.parent / requirements,
         target=target,
-        runtime=runtime,
         profile=profile,
+        runtime=runtime,
         prune=prune,
         options=options,
         smoke=smoke,
@@ -235,13 +353,18 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
     )
 
 
-def _parse_include(table: _Table, base: Path) -> tuple[Path, ...]:
-    paths = tuple(base / entry for entry in table.strings("site_packages"))
+def _existing_paths(table: _Table, key: str, base: Path, what: str) -> tuple[Path, ...]:
+    paths = tuple(base / entry for entry in table.strings(key))
     for entry in paths:
         if not entry.exists():
-            table.problem("site_packages", f"{entry}: no such file or directory")
+            table.problem(key, f"{entry}: no such {what}")
         elif entry.is_symlink():
-            table.problem("site_packages", f"{entry}: a symbolic link (give the real path)")
+            table.problem(key, f"{entry}: a symbolic link (give the real path)")
+    return paths
+
+
+def _parse_include(table: _Table, base: Path) -> tuple[Path, ...]:
+    paths = _existing_paths(table, "site_packages", base, "file or directory")
     table.finish()
     return paths
 
@@ -258,10 +381,7 @@ def _string_table(table: _Table, what: str) -> tuple[tuple[str, str], ...]:
 
 def _parse_smoke(table: _Table, base: Path) -> SmokeConfig:
     commands = table.strings("commands")
-    scripts = tuple(base / script for script in table.strings("scripts"))
-    for script in scripts:
-        if not script.is_file():
-            table.problem("scripts", f"{script}: no such file")
+    scripts = _existing_paths(table, "scripts", base, "file")
     env = _string_table(table.optional_table("env"), "a string value")
     skip = _string_table(table.optional_table("skip_imports"), "why the module is not imported")
     timeout = table.optional("timeout", int, 600)
@@ -279,34 +399,35 @@ def _check_globs(table: _Table, key: str, globs: tuple[str, ...]) -> None:
             table.problem(key, f"{pattern!r} must be a relative glob that stays inside the layer")
 
 
-def _parse_prune(table: _Table) -> PruneConfig:
+def _parse_prune(table: _Table, base: Path) -> PruneConfig:
     defaults = table.optional("defaults", bool, True)
     drop = table.strings("drop")
     keep = table.strings("keep")
     _check_globs(table, "drop", drop)
     _check_globs(table, "keep", keep)
+    rules = _existing_paths(table, "rules", base, "rule file")
     packages_table = table.optional_table("packages")
-    packages: list[tuple[str, tuple[str, ...]]] = []
+    packages: list[tuple[str, tuple[str, ...] | None]] = []
     for name in sorted(packages_table.keys()):
         value = packages_table.optional(name, object)
         if isinstance(value, str):
             if value != "all":
                 packages_table.problem(name, f'expected an array of globs or "all", got {value!r}')
-            packages.append((name, (ALL_FILES,)))
+            packages.append((name, None))
             continue
         globs = packages_table.strings(name)
         _check_globs(packages_table, name, globs)
         packages.append((name, globs))
     packages_table.finish()
     table.finish()
-    return PruneConfig(defaults=defaults, drop=drop, keep=keep, packages=tuple(packages))
+    return PruneConfig(
+        defaults=defaults, drop=drop, keep=keep, packages=tuple(packages), rules=rules
+    )
 
 
 def _parse_options(top: _Table) -> BuildOptions:
     bytecode = top.optional_table("bytecode")
-    mode = bytecode.optional("mode", str, "unchecked-hash")
-    if mode not in BYTECODE_MODES:
-        bytecode.problem("mode", f"{mode!r} is not one of {', '.join(BYTECODE_MODES)}")
+    mode = bytecode.choice("mode", BytecodeMode, BytecodeMode.UNCHECKED_HASH)
     debug_ranges = bytecode.optional("debug_ranges", bool, True)
     bytecode.finish()
 
@@ -314,37 +435,36 @@ def _parse_options(top: _Table) -> BuildOptions:
     level = archive.optional("compression_level", int, 12)
     if not 1 <= level <= 12:
         archive.problem("compression_level", f"{level} is not a libdeflate level (1-12)")
-    symlinks = archive.optional("symlinks", str, "copy-small")
-    if symlinks not in SYMLINK_POLICIES:
-        archive.problem("symlinks", f"{symlinks!r} is not one of {', '.join(SYMLINK_POLICIES)}")
+    symlinks = archive.choice("symlinks", SymlinkPolicy, SymlinkPolicy.COPY_SMALL)
     archive.finish()
 
-    budgets = top.optional_table("budgets")
-    zip_budget = budgets.optional("zip_bytes", int, LAMBDA_ZIP_LIMIT)
-    unpacked_budget = budgets.optional("unpacked_bytes", int, LAMBDA_UNPACKED_LIMIT)
+    table = top.optional_table("budgets")
+    zip_goal = table.optional("zip_bytes", int)
+    unpacked_goal = table.optional("unpacked_bytes", int)
     for key, value, limit in (
-        ("zip_bytes", zip_budget, LAMBDA_ZIP_LIMIT),
-        ("unpacked_bytes", unpacked_budget, LAMBDA_UNPACKED_LIMIT),
+        ("zip_bytes", zip_goal, LAMBDA_ZIP_LIMIT),
+        ("unpacked_bytes", unpacked_goal, LAMBDA_UNPACKED_LIMIT),
     ):
-        if not 0 < value <= limit:
-            budgets.problem(key, f"{value} is not between 1 and Lambda's limit of {limit:,}")
-    budgets.finish()
+        if value is not None and not 0 < value <= limit:
+            table.problem(key, f"{value} is not between 1 and Lambda's limit of {limit:,}")
+    strict = table.optional("strict", bool, False)
+    table.finish()
     return BuildOptions(
         bytecode=mode,
         debug_ranges=debug_ranges,
         compression_level=level,
         symlinks=symlinks,
-        zip_budget=zip_budget,
-        unpacked_budget=unpacked_budget,
+        budgets=Budgets(zip_bytes=zip_goal, unpacked_bytes=unpacked_goal, strict=strict),
     )
 
 
-def _parse_target(table: _Table | None) -> Target | None:
+def _parse_target(table: _Table | None) -> tuple[Target | None, Profile | None]:
     if table is None:
-        return None
+        return None, None
     arch_text = table.get("arch", str, "aarch64 or x86_64")
     glibc_text = table.get("glibc", str, 'the glibc ceiling, e.g. "2.34" for Amazon Linux 2023')
     python_text = table.get("python", str, 'the Python minor version, e.g. "3.11"')
+    profile_name = table.optional("profile", str)
     table.finish()
 
     arch = glibc = python = None
@@ -356,11 +476,11 @@ def _parse_target(table: _Table | None) -> Target | None:
             table.problem("arch", f"{arch_text!r} is not one of {choices}")
     if glibc_text is not None:
         try:
-            glibc = parse_version2(glibc_text, major=2)
+            glibc = GlibcVersion.parse(glibc_text)
         except ValueError as err:
             table.problem("glibc", str(err))
         else:
-            if arch is not None and glibc[1] < arch.oldest_manylinux:
+            if arch is not None and glibc.minor < arch.oldest_manylinux:
                 table.problem(
                     "glibc",
                     f"{glibc_text} is older than any manylinux policy for "
@@ -368,26 +488,26 @@ def _parse_target(table: _Table | None) -> Target | None:
                 )
     if python_text is not None:
         try:
-            python = parse_version2(python_text, major=3)
+            python = PythonVersion.parse(python_text)
         except ValueError as err:
             table.problem("python", str(err))
     if table.failed or arch is None or glibc is None or python is None:
+        return None, None
+    try:
+        profile = profile_for(glibc, profile_name)
+    except ConfigError as err:
+        table.problem("profile" if profile_name else "glibc", str(err))
+        return None, None
+    return Target(arch=arch, glibc=glibc, python=python), profile
+
+
+def _pinned_url(table: _Table, *, required: bool) -> PinnedUrl | None:
+    """url + sha256 + size (all three, or with `required` false none of them)."""
+    if not required and not any(table.has(k) for k in ("url", "sha256", "size")):
         return None
-    return Target(arch=arch, glibc=glibc, python=python)
-
-
-def _parse_runtime(table: _Table | None) -> Runtime | None:
-    if table is None:
-        return None
-    url = table.get("url", str, "where the python-build-standalone archive is downloaded")
-    sha256 = table.get("sha256", str, "a runtime URL must be pinned by its sha256")
-    size = table.get("size", int, "the archive's size in bytes")
-    python_version = table.get("python_version", str, 'the runtime\'s Python, e.g. "3.11.15"')
-    release = table.get("release", str, 'the PBS release tag, e.g. "20260414"')
-    triple = table.get("triple", str, 'e.g. "aarch64-unknown-linux-gnu"')
-    flavor = table.get("flavor", str, "install_only or install_only_stripped")
-    table.finish()
-
+    url = table.get("url", str, "where the file is downloaded")
+    sha256 = table.get("sha256", str, "a URL must be pinned by its sha256")
+    size = table.get("size", int, "the file's size in bytes")
     if url is not None:
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme not in _URL_SCHEMES:
@@ -396,35 +516,85 @@ def _parse_runtime(table: _Table | None) -> Runtime | None:
         table.problem("sha256", f"{sha256!r} is not 64 lowercase hex digits")
     if size is not None and size <= 0:
         table.problem("size", f"{size} is not a positive number of bytes")
+    if url is None or sha256 is None or size is None or table.failed:
+        return None
+    return PinnedUrl(url=url, sha256=sha256, size=size)
+
+
+def _parse_runtime(table: _Table | None, target: Target | None) -> RuntimeSpec | None:
+    if table is None:
+        return None
+    provider_text = table.optional("provider", str, Provider.PBS.value)
+    try:
+        provider = Provider(provider_text)
+    except ValueError:
+        choices = ", ".join(p.value for p in Provider)
+        table.problem("provider", f"{provider_text!r} is not one of {choices}")
+        return None
+    if provider is Provider.DEBIAN:
+        return _parse_debian(table)
+    return _parse_pbs(table, target)
+
+
+def _parse_debian(table: _Table) -> DebianRuntime | None:
+    suite = table.get("suite", str, 'the Debian release, e.g. "bookworm"')
+    mirrors_table = table.optional_table("mirrors")
+    mirrors = _string_table(mirrors_table, "a mirror's base URL")
+    for archive, url in mirrors:
+        if urllib.parse.urlsplit(url).scheme not in _URL_SCHEMES:
+            table.problem(f"mirrors.{archive}", f"{url!r}: not an http(s) or file URL")
+    table.finish()
+    if suite is None or table.failed:
+        return None
+    return DebianRuntime(suite=suite, mirrors=mirrors)
+
+
+def _parse_pbs(table: _Table, target: Target | None) -> PbsRuntime | None:
+    python_version = table.get("python_version", str, 'the runtime\'s Python, e.g. "3.11.15"')
+    release = table.get("release", str, 'the PBS release tag, e.g. "20260414"')
+    flavor = table.get("flavor", str, "install_only or install_only_stripped")
+    triple = table.optional("triple", str)
+    archive = _pinned_url(table, required=False)
+    compilers_table = table.optional_table("compilers")
+    compilers: list[tuple[Arch, PinnedUrl]] = []
+    for key in sorted(compilers_table.keys()):
+        try:
+            arch = Arch(key)
+        except ValueError:
+            compilers_table.problem(
+                key, f"not an architecture ({', '.join(a.value for a in Arch)})"
+            )
+            continue
+        sub = compilers_table.table(key, "url, sha256 and size of an install_only_stripped archive")
+        pinned = _pinned_url(sub, required=True) if sub is not None else None
+        if sub is not None:
+            sub.finish()
+        if pinned is not None:
+            compilers.append((arch, pinned))
+    compilers_table.finish()
+    table.finish()
+
     if python_version is not None and not re.fullmatch(r"3\.\d+\.\d+", python_version):
         table.problem("python_version", f"{python_version!r} is not of the form '3.N.M'")
     if release is not None and not re.fullmatch(r"\d{8}", release):
         table.problem("release", f"{release!r} is not a PBS release tag (YYYYMMDD)")
-    if triple is not None and not re.fullmatch(r"(aarch64|x86_64)-unknown-linux-gnu", triple):
-        table.problem("triple", f"{triple!r} is not a glibc Linux triple (ARCH-unknown-linux-gnu)")
-    if flavor is not None and flavor not in _RUNTIME_FLAVORS:
-        table.problem("flavor", f"{flavor!r} is not one of {', '.join(_RUNTIME_FLAVORS)}")
-
-    if table.failed:
+    if flavor is not None and flavor not in _PBS_FLAVORS:
+        table.problem("flavor", f"{flavor!r} is not one of {', '.join(_PBS_FLAVORS)}")
+    if target is not None:
+        expected = f"{target.arch.value}-unknown-linux-gnu"
+        if triple is not None and triple != expected:
+            table.problem("triple", f"{triple!r} does not match target.arch {target.arch.value!r}")
+        if python_version is not None and not target.python.matches(python_version):
+            table.problem(
+                "python_version",
+                f"{python_version!r} does not match target.python {str(target.python)!r}",
+            )
+    if table.failed or python_version is None or release is None or flavor is None:
         return None
-    return Runtime(
-        url=url,
-        sha256=sha256,
-        size=size,
+    return PbsRuntime(
         python_version=python_version,
         release=release,
-        triple=triple,
         flavor=flavor,
+        archive=archive,
+        compilers=tuple(compilers),
     )
-
-
-def _check_runtime_fits(target: Target, runtime: Runtime, problems: list[str]) -> None:
-    if not runtime.triple.startswith(f"{target.arch.value}-"):
-        problems.append(
-            f"runtime.triple: {runtime.triple!r} does not match target.arch {target.arch.value!r}"
-        )
-    if not runtime.python_version.startswith(f"{target.python_str}."):
-        problems.append(
-            f"runtime.python_version: {runtime.python_version!r} does not match "
-            f"target.python {target.python_str!r}"
-        )

@@ -24,25 +24,27 @@ loaded are listed: the evidence prune rules are chosen from.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import os
 import platform
 import shutil
 import subprocess
-import tempfile
-import tomllib
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pybuild.elf.policy import lambda_environment
 from pybuild.errors import PybuildError
 from pybuild.model.target import Arch
-from pybuild.support.fsutil import tree_entries
-from pybuild.support.layerzip import extract_layer
+from pybuild.support import proc
+from pybuild.support.extract import TreeWriter, extract_zip, zip_members
+from pybuild.support.fsutil import WorkDir, reclaim_stale, tree_entries
+from pybuild.ui import Ui
+
+if TYPE_CHECKING:
+    from pybuild.model.layerfile import Layer
 
 LAYER_MOUNT = "/opt"
 _MARKER = "@@PYBUILD-SMOKE@@"
@@ -112,6 +114,7 @@ class SmokeResult:
 class SmokeSpec:
     arch: Arch
     python: str  # "python3.11"
+    site_packages: str = "python/lib/python3.11/site-packages"  # the runtime's (layer-relative)
     commands: tuple[tuple[str, str], ...] = ()  # (label, Python code)
     env: Mapping[str, str] = field(default_factory=dict)
     skip_imports: Mapping[str, str] = field(default_factory=dict)
@@ -121,15 +124,9 @@ class SmokeSpec:
     at_opt: bool | None = None  # None: at /opt when root and unshare work, else relocated
 
 
-@cache
-def lambda_environment() -> dict[str, str]:
-    text = importlib.resources.files("pybuild").joinpath("data/lambda-environment.toml")
-    return dict(tomllib.loads(text.read_text("utf-8"))["env"])
-
-
-def top_level_modules(root: Path, python: str) -> list[str]:
+def top_level_modules(root: Path, site_packages: str) -> list[str]:
     """Importable top-level names in the layer's site-packages."""
-    site = root / "python" / "lib" / python / "site-packages"
+    site = root / site_packages
     names: set[str] = set()
     if not site.is_dir():
         return []
@@ -215,15 +212,7 @@ class Runner:
     def run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
         env = {**lambda_environment(), **self.spec.env}
         try:
-            return subprocess.run(
-                self.command(args),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=self.spec.timeout,
-                check=False,
-                cwd="/",
-            )
+            return proc.run(self.command(args), env=env, timeout=self.spec.timeout, cwd="/")
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(
                 args, -1, "", f"timed out after {self.spec.timeout} s"
@@ -286,7 +275,9 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
     # The trace is the evidence for prune rules: it records what the commands load, or, for a
     # layer without commands, what importing every top-level module loads.
     trace_imports = not spec.commands
-    modules = [m for m in top_level_modules(layer, spec.python) if m not in spec.skip_imports]
+    modules = [
+        m for m in top_level_modules(layer, spec.site_packages) if m not in spec.skip_imports
+    ]
     result, output = runner.harness({"imports": modules})
     record(result, traced=trace_imports)
     if result is None:  # the interpreter died: find the module that kills it
@@ -332,12 +323,58 @@ def command_label(code: str) -> str:
     return first if len(first) <= 60 else first[:57] + "..."
 
 
-def smoke_zip(zip_path: Path, spec: SmokeSpec) -> SmokeResult:
-    with tempfile.TemporaryDirectory(prefix="pybuild-smoke-") as tmp:
-        layer = Path(tmp) / "opt"
-        layer.mkdir()
-        extract_layer(zip_path, layer)
+def smoke_zip(zip_path: Path, spec: SmokeSpec, work_parent: Path) -> SmokeResult:
+    """Unpack the zip (through the safe writer) into a work directory under `work_parent` and
+    run every check on it."""
+    reclaim_stale(work_parent, prefix="smoke-")
+    with WorkDir(work_parent, "smoke-") as work:
+        layer = work / "opt"
+        extract_zip(zip_path, TreeWriter(layer, str(zip_path)))
         return run_checks(layer, spec)
+
+
+def spec_for_layer(
+    layer: Layer,
+    *,
+    cache_dir: Path,
+    ui: Ui,
+    sysroot: Path | None = None,
+    trace: bool = False,
+    relocate: bool = False,
+) -> SmokeSpec:
+    """The smoke test settings of a layer.toml, with the sysroot built where one is needed."""
+    arch = layer.target.arch
+    if sysroot is None and platform.machine() != arch.value:
+        if arch is not Arch.AARCH64:
+            raise SmokeError(f"no default sysroot for {arch.value}; pass --sysroot DIR")
+        from pybuild.smoke.sysroot import build_sysroot
+
+        sysroot = build_sysroot(cache_dir, ui)
+    from pybuild.runtimes import provider
+
+    layout = provider(layer.runtime.provider).layout(layer.target)
+    return SmokeSpec(
+        arch=arch,
+        python=layout.python.executable,
+        site_packages=layout.site_packages,
+        commands=tuple((command_label(code), code) for code in layer.smoke.commands)
+        + tuple((script.name, script.read_text("utf-8")) for script in layer.smoke.scripts),
+        env=dict(layer.smoke.env),
+        skip_imports=dict(layer.smoke.skip_imports),
+        timeout=layer.smoke.timeout,
+        sysroot=sysroot,
+        trace=trace,
+        at_opt=False if relocate else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What `smoke --trace` writes: the files the checks loaded, and the largest subtrees of the
+    zip nothing loaded (the evidence prune rules are chosen from)."""
+
+    loaded: tuple[str, ...]
+    never_loaded: tuple[Subtree, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,10 +390,11 @@ def never_loaded(layer_zip: Path, loaded: Sequence[str], limit: int = 30) -> lis
     sizes: dict[str, list[int]] = {}
     touched: set[str] = set()
     with zipfile.ZipFile(layer_zip) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
+        for member in zip_members(archive, str(layer_zip)):
+            if member.kind == "dir":
                 continue
-            name = info.filename
+            info = member.info
+            name = member.name
             source = _relative(f"/opt/{name}", Path("/opt"), at_opt=True) or name
             parts = name.split("/")
             for depth in range(1, len(parts)):

@@ -2,11 +2,16 @@
 
 Every entry is written by hand, not through `zipfile`, so that nothing of the host leaks in:
 entries in sorted order; one timestamp (``SOURCE_DATE_EPOCH`` clamped to 1980-01-01 or later,
-rounded down to even seconds, in UTC; 1980-01-01 by default); modes 0755 for directories,
-executables and ELF files, 0644 otherwise; ``create_system`` 3 (Unix); no extra fields; no data
-descriptors. DEFLATE comes from libdeflate at a fixed level through the pinned `deflate` package,
-not from the host's zlib (zlib-ng produces other bytes; zlib promises nothing across versions).
-Compressed members are cached by content, so a rebuild only compresses what changed.
+rounded down to even seconds, in UTC; by default 1980-01-01 12:01:00, the floor Debian's
+``strip-nondeterminism`` normalises zip times to, so that the zip is a fixed point of the tool
+distributions run on everything); modes 0755 for directories, executables and ELF files, 0644
+otherwise; ``create_system`` 3 (Unix); no extra fields; no data descriptors. DEFLATE comes from
+libdeflate at a fixed level through the pinned `deflate` package, not from the host's zlib
+(zlib-ng produces other bytes; zlib promises nothing across versions).
+
+Compressed members are cached by content, level and the compressor's identity (libdeflate's and
+deflate's versions), so a rebuild only compresses what changed; every cached entry is
+decompressed and compared with the content before it is used, and a bad one is replaced.
 
 Symbolic links: AWS documents nothing about links in layer zips and reports conflict, so a link
 is never trusted silently. ``copy-small`` (default) writes a link to a small file of the layer
@@ -18,23 +23,28 @@ checked that their deployment keeps them. Every copied or dropped link is report
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import os
 import struct
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import deflate
 
-from pybuild.elf.types import looks_like_elf
+from pybuild.elf.types import ELF_MAGIC
 from pybuild.errors import PybuildError
+from pybuild.model.layerfile import SymlinkPolicy
+from pybuild.model.tree import EntryKind, Tree
+from pybuild.support.fsutil import AtomicFile, tree_entries
+from pybuild.ui import Ui
 
 EPOCH_1980 = 315_532_800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
 EPOCH_2107 = 4_354_819_199  # 2107-12-31T23:59:59Z, the latest
+# 1980-01-01T12:01:00Z: strip-nondeterminism rewrites any earlier zip time to this one.
+DEFAULT_EPOCH = EPOCH_1980 + 12 * 3600 + 60
 MAX_ENTRIES = 65_535  # without zip64, which a Lambda layer never needs
 SMALL_LINK_TARGET = 64 * 1024  # `copy-small`: the largest file a link is replaced by a copy of
 
@@ -78,7 +88,7 @@ class ArchiveResult:
 def zip_epoch(source_date_epoch: str | None) -> int:
     """The entries' timestamp: SOURCE_DATE_EPOCH clamped to [1980, 2107], even seconds."""
     if source_date_epoch is None or source_date_epoch == "":
-        return EPOCH_1980
+        return DEFAULT_EPOCH
     try:
         value = int(source_date_epoch)
     except ValueError:
@@ -94,47 +104,103 @@ def _dos_time(epoch: int) -> tuple[int, int]:
     )
 
 
-def _compress(data: bytes, level: int, cache_dir: Path | None) -> bytes:
-    if cache_dir is None:
-        return bytes(deflate.deflate_compress(data, level))
-    key = hashlib.sha256(data).hexdigest()
-    cached = cache_dir / key[:2] / f"{key}-{level}"
-    try:
-        return cached.read_bytes()
-    except FileNotFoundError:
-        pass
-    compressed = bytes(deflate.deflate_compress(data, level))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".partial.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(compressed)
-    Path(tmp).replace(cached)
-    return compressed
+@dataclass
+class Compressor:
+    """libdeflate at one level, with an optional verified cache of compressed members."""
+
+    level: int
+    identity: str  # e.g. "libdeflate-1.26-deflate-0.9.0": part of every cache key
+    cache_dir: Path | None = None
+    ui: Ui | None = None
+    replaced: int = 0  # cache entries found bad and recomputed
+    _disabled: bool = field(default=False, repr=False)
+
+    def _entry(self, data: bytes) -> Path:
+        assert self.cache_dir is not None  # noqa: S101 - only called with a cache
+        key = hashlib.sha256(data).hexdigest()
+        return self.cache_dir / self.identity / str(self.level) / key[:2] / key
+
+    def compress(self, data: bytes) -> bytes:
+        if self.cache_dir is None or self._disabled:
+            return bytes(deflate.deflate_compress(data, self.level))
+        entry = self._entry(data)
+        try:
+            cached = entry.read_bytes()
+        except FileNotFoundError:
+            cached = None
+        except OSError as err:
+            self._disable(err)
+            cached = None
+        if cached is not None:
+            try:
+                if bytes(deflate.deflate_decompress(cached, len(data))) == data:
+                    return cached
+            except deflate.DeflateError:
+                pass
+            self.replaced += 1
+            if self.ui is not None:
+                self.ui.warn(f"compression cache entry {entry.name} was corrupt; recomputed it")
+            entry.unlink(missing_ok=True)
+        compressed = bytes(deflate.deflate_compress(data, self.level))
+        if not self._disabled:
+            try:
+                with AtomicFile(entry.parent, entry.name) as out:
+                    out.write(compressed)
+                    out.commit(entry)
+            except OSError as err:
+                self._disable(err)
+        return compressed
+
+    def _disable(self, err: OSError) -> None:
+        """The cache is only a speed-up: a full or read-only one is reported and skipped."""
+        self._disabled = True
+        if self.ui is not None:
+            self.ui.warn(f"compression cache not used: {err.strerror or err} ({self.cache_dir})")
 
 
-def _walk(root: Path) -> list[tuple[str, Path]]:
-    """(member name, path) for every directory, file and link below root, sorted by name."""
-    found: list[tuple[str, Path]] = []
-    for directory, dirnames, filenames in os.walk(root):
-        base = Path(directory)
-        for name in dirnames:
-            path = base / name
-            suffix = "" if path.is_symlink() else "/"
-            found.append((path.relative_to(root).as_posix() + suffix, path))
-        for name in filenames:
-            path = base / name
-            found.append((path.relative_to(root).as_posix(), path))
-    return sorted(found, key=lambda item: item[0].encode("utf-8"))
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One member to write: its zip name and where its content is."""
+
+    name: str  # "dir/" for directories
+    path: Path
+    kind: EntryKind | None  # None: a directory
+    elf: bool = False
+
+
+def sources_from_tree(tree: Tree) -> list[Source]:
+    """The tree's inventory as zip members: every file and link, and their directories."""
+    sources = []
+    directories: set[str] = set()
+    for path, entry in tree.files():
+        parts = path.split("/")
+        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        sources.append(Source(path, tree.root / path, entry.kind, entry.elf_magic))
+    sources += [Source(f"{d}/", tree.root / d, None) for d in directories]
+    return sorted(sources, key=lambda s: s.name.encode("utf-8"))
+
+
+def sources_from_directory(root: Path) -> list[Source]:
+    """Every file, link and directory below `root` (walked once)."""
+    sources = []
+    directories: set[str] = set()
+    for path in tree_entries(root):
+        parts = path.split("/")
+        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        kind = EntryKind.SYMLINK if (root / path).is_symlink() else EntryKind.FILE
+        elf = kind is EntryKind.FILE and (root / path).read_bytes()[:4] == ELF_MAGIC
+        sources.append(Source(path, root / path, kind, elf))
+    sources += [Source(f"{d}/", root / d, None) for d in directories]
+    return sorted(sources, key=lambda s: s.name.encode("utf-8"))
 
 
 class _ZipStream:
     """Appends entries to an open file, hashing every byte written; builds the central directory."""
 
-    def __init__(self, handle: BinaryIO, epoch: int, level: int, cache_dir: Path | None) -> None:
+    def __init__(self, handle: BinaryIO, epoch: int, compressor: Compressor) -> None:
         self.handle = handle
         self.dos_time, self.dos_date = _dos_time(epoch)
-        self.level = level
-        self.cache_dir = cache_dir
+        self.compressor = compressor
         self.digest = hashlib.sha256()
         self.offset = 0
         self.central = bytearray()
@@ -148,7 +214,7 @@ class _ZipStream:
     def add(self, name: str, kind: str, mode: int, data: bytes) -> None:
         method, payload = 0, data
         if kind == "file" and data:
-            compressed = _compress(data, self.level, self.cache_dir)
+            compressed = self.compressor.compress(data)
             if len(compressed) < len(data):
                 method, payload = 8, compressed
         crc = deflate.crc32(data) & 0xFFFFFFFF
@@ -203,14 +269,14 @@ class _ZipStream:
         self._emit(_END.pack(b"PK\x05\x06", 0, 0, count, count, len(self.central), start, 0))
 
 
-def _member(name: str, path: Path) -> tuple[str, int, bytes]:
-    """(kind, mode, data) of one tree member as it goes into the zip."""
-    if path.is_symlink():
-        return "symlink", 0o120777, str(path.readlink()).encode("utf-8")
-    if name.endswith("/"):
+def _content(source: Source) -> tuple[str, int, bytes]:
+    """(kind, mode, data) of one member as it goes into the zip."""
+    if source.kind is None:
         return "dir", 0o40755, b""
-    executable = path.stat().st_mode & 0o111 or looks_like_elf(path)
-    return "file", 0o100755 if executable else 0o100644, path.read_bytes()
+    if source.kind is EntryKind.SYMLINK:
+        return "symlink", 0o120777, str(source.path.readlink()).encode("utf-8")
+    executable = source.path.stat().st_mode & 0o111 or source.elf
+    return "file", 0o100755 if executable else 0o100644, source.path.read_bytes()
 
 
 def _small_link_target(root: Path, link: Path) -> Path | None:
@@ -226,61 +292,51 @@ def _small_link_target(root: Path, link: Path) -> Path | None:
 
 
 def write_zip(
+    sources: Iterable[Source],
     root: Path,
     out: Path,
     *,
     epoch: int,
-    level: int,
-    symlinks: str = "copy-small",
-    cache_dir: Path | None = None,
-    before_publish: Callable[[ArchiveResult], None] | None = None,
+    compressor: Compressor,
+    symlinks: SymlinkPolicy = SymlinkPolicy.COPY_SMALL,
+    rename: Callable[[ArchiveResult], Path] | None = None,
 ) -> ArchiveResult:
-    """Write the tree under `root` as a zip at `out` (through a temporary file and a rename).
-
-    `before_publish` sees the finished archive before it replaces `out`; if it raises, `out` is
-    left as it was.
-    """
-    members = _walk(root)
+    """Write `sources` (members of the tree at `root`) as a zip at `out`, through a temporary
+    file and a rename. `rename` may choose another name in the same directory once the finished
+    zip is known (its size decides whether it is deployable)."""
+    members = list(sources)
     if len(members) > MAX_ENTRIES:
         raise ArchiveError(f"{len(members)} entries: more than a zip without zip64 holds")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
-    tmp = Path(tmp_name)
     dropped: list[tuple[str, str]] = []
     copied: list[tuple[str, str]] = []
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            stream = _ZipStream(handle, epoch, level, cache_dir)
-            for name, path in members:
-                kind, mode, data = _member(name, path)
-                if kind == "symlink" and symlinks != "store":
-                    target = data.decode("utf-8")
-                    small = _small_link_target(root, path)
-                    if symlinks == "drop" or small is None:
-                        dropped.append((name, target))
-                        continue
-                    copied.append((name, target))
-                    kind, mode, data = _member(name, small)
-                stream.add(name, kind, mode, data)
-            stream.finish()
-            handle.flush()
-            os.fsync(handle.fileno())
+    with AtomicFile(out.parent, out.name) as tmp:
+        stream = _ZipStream(tmp.handle, epoch, compressor)
+        for source in members:
+            kind, mode, data = _content(source)
+            if kind == "symlink" and symlinks is not SymlinkPolicy.STORE:
+                target = data.decode("utf-8")
+                small = _small_link_target(root, source.path)
+                if symlinks is SymlinkPolicy.DROP or small is None:
+                    dropped.append((source.name, target))
+                    continue
+                copied.append((source.name, target))
+                kind, mode, data = _content(
+                    Source(source.name, small, EntryKind.FILE, small.read_bytes()[:4] == ELF_MAGIC)
+                )
+            stream.add(source.name, kind, mode, data)
+        stream.finish()
         result = ArchiveResult(
             out,
             stream.digest.hexdigest(),
-            tmp.stat().st_size,
+            stream.offset,
             tuple(stream.entries),
             tuple(dropped),
             epoch,
             tuple(copied),
         )
-        if before_publish is not None:
-            before_publish(result)
-        tmp.chmod(0o644)
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        if rename is not None:
+            result = dataclasses.replace(result, path=rename(result))
+        tmp.commit(result.path)
     return result
 
 

@@ -1,45 +1,68 @@
-"""The budgets stage: a layer over Lambda's limits (or the layer's own) fails, saying who is big."""
+"""The budgets stage: two kinds of size limit, checked on the finished zip.
+
+Lambda's own limits fail the build: 52,428,800 bytes zipped for a direct upload, and 262,144,000
+bytes unzipped, a limit the function's code and all its layers share (so a layer near it leaves
+the function no room). The layer's own goals (`[budgets]` in layer.toml) are reported with their
+gap and fail the build only when asked: `strict = true` there, or `pybuild build --strict`.
+
+A build that fails a limit still writes its zip and report, under a name no deployment file
+points at (`<name>.over-limit.zip`), so `report`, `diff` and `smoke --trace` can work on it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import enum
+from dataclasses import dataclass
 
-from pybuild.errors import CheckError
-from pybuild.model.layerfile import BuildOptions
+from pybuild.model.layerfile import LAMBDA_UNPACKED_LIMIT, LAMBDA_ZIP_LIMIT, Budgets
 from pybuild.stages.archive import ArchiveResult
 
-TOP = 8
+
+class LimitKind(enum.StrEnum):
+    LAMBDA = "lambda"  # AWS's quota: always fails the build
+    GOAL = "goal"  # the layer's own: fails only when strict
 
 
-class BudgetError(CheckError):
-    """The zip or the unpacked tree exceeds its budget."""
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One size limit and where the zip stands against it."""
+
+    measure: str  # "zipped" or "unzipped"
+    kind: LimitKind
+    limit: int
+    actual: int
+    fails: bool  # whether being over it fails the build
+
+    @property
+    def over(self) -> bool:
+        return self.actual > self.limit
+
+    @property
+    def gap(self) -> int:
+        """Bytes left (negative: bytes over)."""
+        return self.limit - self.actual
+
+    @property
+    def failed(self) -> bool:
+        return self.over and self.fails
+
+    def describe(self) -> str:
+        where = "Lambda's limit" if self.kind is LimitKind.LAMBDA else "the layer's goal"
+        state = f"{-self.gap:,} over" if self.over else f"{self.gap:,} under"
+        return f"{self.measure} {self.actual:,} bytes, {where} {self.limit:,}: {state}"
 
 
-def contributors(archive: ArchiveResult, owner_of: Mapping[str, str]) -> dict[str, tuple[int, int]]:
-    """owner -> (unpacked bytes, zipped bytes), largest unpacked first."""
-    sizes: dict[str, tuple[int, int]] = {}
-    for entry in archive.entries:
-        owner = owner_of.get(entry.name.rstrip("/"), "(directories)")
-        unpacked, zipped = sizes.get(owner, (0, 0))
-        sizes[owner] = (unpacked + entry.size, zipped + entry.compressed)
-    return dict(sorted(sizes.items(), key=lambda item: (-item[1][0], item[0])))
-
-
-def check_budgets(
-    archive: ArchiveResult, options: BuildOptions, owner_of: Mapping[str, str]
-) -> None:
-    """Raise `BudgetError` naming the largest contributors if a budget is exceeded."""
-    over = []
-    if archive.size > options.zip_budget:
-        over.append(f"zip is {archive.size:,} bytes, budget {options.zip_budget:,}")
-    if archive.unpacked > options.unpacked_budget:
-        over.append(
-            f"unpacked tree is {archive.unpacked:,} bytes, budget {options.unpacked_budget:,}"
+def check_budgets(archive: ArchiveResult, budgets: Budgets, *, strict: bool = False) -> list[Limit]:
+    """Every limit that applies, Lambda's first."""
+    strict = strict or budgets.strict
+    limits = [
+        Limit("zipped", LimitKind.LAMBDA, LAMBDA_ZIP_LIMIT, archive.size, True),
+        Limit("unzipped", LimitKind.LAMBDA, LAMBDA_UNPACKED_LIMIT, archive.unpacked, True),
+    ]
+    if budgets.zip_bytes is not None:
+        limits.append(Limit("zipped", LimitKind.GOAL, budgets.zip_bytes, archive.size, strict))
+    if budgets.unpacked_bytes is not None:
+        limits.append(
+            Limit("unzipped", LimitKind.GOAL, budgets.unpacked_bytes, archive.unpacked, strict)
         )
-    if not over:
-        return
-    largest = list(contributors(archive, owner_of).items())[:TOP]
-    listing = ", ".join(
-        f"{owner} {unpacked:,} ({zipped:,} zipped)" for owner, (unpacked, zipped) in largest
-    )
-    raise BudgetError(f"over budget: {'; '.join(over)}; largest: {listing}")
+    return limits

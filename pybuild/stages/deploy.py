@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pybuild.elf.policy import Profile
-from pybuild.model.lockfile import dumps_stable
 from pybuild.model.target import Arch, Target
 from pybuild.support.fsutil import atomic_write_text
+from pybuild.support.jsonout import dumps_stable
 
 LAMBDA_ARCHITECTURES = {Arch.AARCH64: "arm64", Arch.X86_64: "x86_64"}
 # What a function using the layer sets: where the interpreter is, and litellm's local price map
@@ -45,7 +45,7 @@ def write_deploy_files(
     runtimes = list(profile.lambda_runtimes)
     interpreter = f"/opt/python/bin/{python}"
     description = (
-        f"{name}: CPython {target.python_str} + locked wheels for {architecture} "
+        f"{name}: CPython {target.python} + locked wheels for {architecture} "
         f"({profile.name}); zip sha256 {sha256[:16]}"
     )
     environment = {"PYBUILD_PYTHON": interpreter, **FUNCTION_ENVIRONMENT}

@@ -1,36 +1,70 @@
-"""The fetch stage: put every artifact of a lock into the cache, with exactly the pinned bytes.
+"""The fetch stage: put every input of a lock into the cache, with exactly the pinned bytes.
 
 Sources, in order: the cache itself (verified), a directory given with ``--from`` (matched by
-sha256), then the network: the runtime from its URL, each wheel from wherever the configured index
-lists its filename. ``--offline`` stops before the network.
+sha256), then the network: the runtime's and compilers' files from their URLs (a Debian package
+from the configured mirror by its pool path), each wheel from wherever the configured index lists
+its filename. ``--offline`` stops before the network.
+
+Downloads run in daemon threads while the main thread waits in short slices, so Ctrl-C is seen at
+once: `pybuild.support.net.CANCELLED` stops every transfer at its next chunk and every retry, and
+the command line removes the partial files (`AtomicFile.discard_open`).
 """
 
 from __future__ import annotations
 
 import os
-import urllib.parse
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pybuild.errors import FetchError
-from pybuild.model.lockfile import Lock
+from pybuild.model.lockfile import Lock, LockedFile, LockedWheel
+from pybuild.model.target import Arch
 from pybuild.support.cache import Cache, Unknown, Want, file_sha256
 from pybuild.support.index import Indexes, IndexFile, project_files
-from pybuild.support.net import RetryPolicy, TransientError, open_url, read_chunks
+from pybuild.support.net import (
+    CANCELLED,
+    CancelledError,
+    NotFoundError,
+    RetryPolicy,
+    TransientError,
+    is_local,
+    open_url,
+    read_chunks,
+)
 from pybuild.ui import Ui
 
 _MAX_LISTED = 5
+DEBIAN_EXAMPLE = "`pybuild build --layer examples/debian12-arm64/layer.toml`"
+Kind = Literal["runtime", "compiler", "wheel", "sysroot"]
 
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    kind: Literal["runtime", "wheel"]
+    kind: Kind
     want: Want
     project: str | None = None  # wheels: the project whose index page lists the file
-    url: str | None = None  # the runtime: where it is downloaded from
+    urls: tuple[str, ...] = ()  # everything else: tried in order
+    debian: bool = False  # a Debian pool file: "not found" means the archive dropped it
+
+    @classmethod
+    def for_file(
+        cls, file: LockedFile, kind: Kind, mirrors: Mapping[str, str], url: str | None = None
+    ) -> Artifact:
+        """A runtime or compiler file of a lock; `url` replaces its own (``--runtime-url``)."""
+        want = Want(file.filename, file.sha256, file.size)
+        if file.debian is not None:
+            base = mirrors[file.debian.archive].rstrip("/")
+            return cls(kind, want, urls=(f"{base}/{file.debian.path}",), debian=True)
+        assert file.url is not None  # noqa: S101 - a locked file has a url or a Debian origin
+        return cls(kind, want, urls=(url or file.url,))
+
+    @classmethod
+    def for_wheel(cls, wheel: LockedWheel) -> Artifact:
+        return cls("wheel", Want(wheel.filename, wheel.sha256, wheel.size), project=wheel.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +74,27 @@ class Fetched:
     how: Literal["cached", "seeded", "downloaded"]
 
 
-def lock_artifacts(lock: Lock, runtime_url: str | None = None) -> list[Artifact]:
-    runtime = lock.runtime
+def lock_artifacts(
+    lock: Lock,
+    *,
+    host: Arch | None,
+    mirrors: Mapping[str, str],
+    runtime_url: str | None = None,
+) -> list[Artifact]:
+    """What a build of `lock` on a `host` machine needs: the runtime, the compiler pinned for
+    that host (if any; None: no compiler), and the wheels. A file needed twice is listed once."""
+    single = len(lock.runtime.files) == 1
     artifacts = [
-        Artifact(
-            "runtime",
-            Want(runtime.filename, runtime.sha256, runtime.size),
-            url=runtime_url or runtime.url,
-        )
+        Artifact.for_file(f, "runtime", mirrors, runtime_url if single else None)
+        for f in lock.runtime.files
     ]
-    artifacts += [
-        Artifact("wheel", Want(w.filename, w.sha256, w.size), project=w.name)
-        for w in sorted(lock.wheels, key=lambda w: w.name)
-    ]
+    compiler = lock.compiler(host) if host is not None else None
+    seen = {a.want.sha256 for a in artifacts}
+    for file in compiler.files if compiler is not None else ():
+        if file.sha256 not in seen:
+            artifacts.append(Artifact.for_file(file, "compiler", mirrors))
+            seen.add(file.sha256)
+    artifacts += [Artifact.for_wheel(w) for w in sorted(lock.wheels, key=lambda w: w.name)]
     return artifacts
 
 
@@ -61,17 +103,33 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
 
 
-def seed_from_directory(cache: Cache, directory: Path, wanted: list[Artifact]) -> set[str]:
+@dataclass
+class Seeding:
+    """What ``--from DIR`` provided, and why it did not provide the rest."""
+
+    seeded: set[str] = field(default_factory=set)  # sha256 of the artifacts found
+    near_misses: dict[str, list[str]] = field(default_factory=dict)  # sha256 -> why not
+
+    def why_not(self, artifact: Artifact) -> str:
+        reasons = self.near_misses.get(artifact.want.sha256)
+        if reasons:
+            return "; ".join(reasons[:3])
+        return f"no file of {artifact.want.size:,} bytes"
+
+
+def seed_from_directory(cache: Cache, directory: Path, wanted: list[Artifact]) -> Seeding:
     """Copy every file of `directory` (recursively) whose sha256 an artifact wants into the cache.
 
-    Returns the digests seeded. Files are hashed only when their size matches a wanted size.
+    Files are hashed only when their size matches a wanted size; a file named like an artifact
+    but with other content is remembered, so the error can say why it was not taken.
     """
     if not directory.is_dir():
         raise FetchError(f"--from {directory}: not a directory")
     by_size: dict[int, list[Artifact]] = {}
+    by_name = {a.want.filename: a for a in wanted}
     for artifact in wanted:
         by_size.setdefault(artifact.want.size, []).append(artifact)
-    seeded: set[str] = set()
+    result = Seeding()
     for root, dirs, files in os.walk(directory, followlinks=True):
         dirs.sort()
         for name in sorted(files):
@@ -80,7 +138,12 @@ def seed_from_directory(cache: Cache, directory: Path, wanted: list[Artifact]) -
                 size = path.stat().st_size
             except OSError:
                 continue  # a dangling link: nothing to seed from
-            candidates = [a for a in by_size.get(size, []) if a.want.sha256 not in seeded]
+            named = by_name.get(name)
+            candidates = [a for a in by_size.get(size, []) if a.want.sha256 not in result.seeded]
+            if named is not None and named.want.size != size:
+                result.near_misses.setdefault(named.want.sha256, []).append(
+                    f"{path} has {size:,} bytes, the lock pins {named.want.size:,}"
+                )
             if not candidates:
                 continue
             sha256, _ = file_sha256(path)
@@ -88,8 +151,13 @@ def seed_from_directory(cache: Cache, directory: Path, wanted: list[Artifact]) -
                 if artifact.want.sha256 == sha256:
                     with cache.locked(sha256), path.open("rb") as handle:
                         cache.store(artifact.want, f"--from {path}", read_chunks(handle))
-                    seeded.add(sha256)
-    return seeded
+                    result.seeded.add(sha256)
+                elif artifact is named:
+                    result.near_misses.setdefault(sha256, [])
+                    result.near_misses.setdefault(artifact.want.sha256, []).append(
+                        f"{path} has sha256 {sha256}, the lock pins {artifact.want.sha256}"
+                    )
+    return result
 
 
 def _find_wheel_url(artifact: Artifact, indexes: Indexes, retry: RetryPolicy) -> str:
@@ -129,8 +197,13 @@ def download(
     ui: Ui,
     advance: Callable[[int], None] = lambda _n: None,
 ) -> tuple[Path, str, int]:
-    """Download `url` into the cache, retrying transient failures; returns (path, sha256, size)."""
-    scheme = urllib.parse.urlsplit(url).scheme
+    """Download `url` into the cache, retrying transient failures; returns (path, sha256, size).
+
+    A local file is read once: a short one is the wrong file, not a network hiccup.
+    """
+    from urllib.parse import urlsplit
+
+    scheme = urlsplit(url).scheme
     if scheme not in ("https", "http", "file"):
         raise FetchError(f"{want.filename}: unsupported URL scheme in {url!r}")
 
@@ -152,6 +225,11 @@ def download(
     def on_retry(err: Exception) -> None:
         ui.warn(f"{want.filename}: {err}; retrying")
 
+    if is_local(url):
+        try:
+            return attempt()
+        except TransientError as err:
+            raise FetchError(f"{want.filename}: {url} is not the pinned file ({err})") from None
     return retry.run(attempt, on_retry)
 
 
@@ -170,52 +248,77 @@ def _obtain(
         if path is not None:
             advance(artifact.want.size)
             return Fetched(artifact, path, "cached")
-        if artifact.kind == "runtime":
-            assert artifact.url is not None  # noqa: S101 - the runtime always has a URL
-            url = artifact.url
+        urls = artifact.urls or (_find_wheel_url(artifact, indexes, retry),)
+        problems = []
+        for url in urls:
             try:
                 path = download(artifact.want, url, cache, retry=retry, ui=ui, advance=advance)[0]
+                return Fetched(artifact, path, "downloaded")
+            except NotFoundError as err:
+                if artifact.debian:
+                    raise FetchError(
+                        f"{artifact.want.filename} is no longer in the Debian archive ({url}: "
+                        f"{err}): a point release or security update replaced it; run "
+                        "`pybuild lock` to pin the current one"
+                    ) from None
+                problems.append(f"{url} ({err})")
             except (OSError, TransientError) as err:
-                raise FetchError(
-                    f"cannot download the runtime {artifact.want.filename} from {url} ({err}); "
-                    "fetch it where that URL is reachable and run `pybuild fetch --from DIR` "
-                    f"(files are matched by sha256 {artifact.want.sha256}), or point "
-                    "--runtime-url at a mirror or a file:// copy"
-                ) from None
+                problems.append(f"{url} ({err})")
+        tried = "; ".join(problems)
+        if artifact.kind in ("runtime", "compiler") and not artifact.debian:
+            raise FetchError(
+                f"cannot download the {artifact.kind} {artifact.want.filename} from {tried}: "
+                "download it where that URL is reachable and pass --from DIR (files are matched "
+                f"by sha256 {artifact.want.sha256}), or --runtime-url URL for a mirror; without "
+                f"GitHub, {DEBIAN_EXAMPLE} builds with Debian's Python instead"
+            )
+        raise FetchError(f"{artifact.want.filename}: cannot download from {tried}")
+
+
+def _run_all(
+    missing: list[Artifact],
+    jobs: int,
+    work: Callable[[Artifact, Callable[[int], None]], Fetched],
+    advance: Callable[[int], None],
+) -> tuple[dict[str, Fetched], list[str]]:
+    """Run `work` for each artifact in `jobs` daemon threads; the caller's thread only waits, in
+    short slices, so an interrupt reaches it at once."""
+    todo: queue.Queue[Artifact] = queue.Queue()
+    for artifact in missing:
+        todo.put(artifact)
+    done: queue.Queue[tuple[Artifact, Fetched | str]] = queue.Queue()
+
+    def worker() -> None:
+        while not CANCELLED.is_set():
+            try:
+                artifact = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((artifact, work(artifact, advance)))
+            except FetchError as err:
+                done.put((artifact, str(err)))
+            except CancelledError:
+                return
+            except BaseException as err:  # noqa: BLE001 - reported by the waiting thread
+                done.put((artifact, f"{artifact.want.filename}: {type(err).__name__}: {err}"))
+
+    for _ in range(max(1, min(jobs, len(missing)))):
+        threading.Thread(target=worker, daemon=True, name="pybuild-fetch").start()
+    results: dict[str, Fetched] = {}
+    errors: list[str] = []
+    for _ in missing:
+        while True:
+            try:
+                artifact, outcome = done.get(timeout=0.2)
+                break
+            except queue.Empty:
+                continue
+        if isinstance(outcome, str):
+            errors.append(outcome)
         else:
-            url = _find_wheel_url(artifact, indexes, retry)
-            try:
-                path = download(artifact.want, url, cache, retry=retry, ui=ui, advance=advance)[0]
-            except (OSError, TransientError) as err:
-                raise FetchError(
-                    f"{artifact.want.filename}: cannot download from {url} ({err})"
-                ) from None
-        return Fetched(artifact, path, "downloaded")
-
-
-def fetch(
-    lock: Lock,
-    cache: Cache,
-    *,
-    indexes: Indexes,
-    ui: Ui,
-    offline: bool = False,
-    seed_dir: Path | None = None,
-    runtime_url: str | None = None,
-    jobs: int = 4,
-    retry: RetryPolicy | None = None,
-) -> list[Fetched]:
-    """Make the cache hold every artifact of `lock`; return where each one is and how it came."""
-    return fetch_artifacts(
-        lock_artifacts(lock, runtime_url),
-        cache,
-        indexes=indexes,
-        ui=ui,
-        offline=offline,
-        seed_dir=seed_dir,
-        jobs=jobs,
-        retry=retry,
-    )
+            results[artifact.want.sha256] = outcome
+    return results, errors
 
 
 def fetch_artifacts(
@@ -229,7 +332,9 @@ def fetch_artifacts(
     jobs: int = 4,
     retry: RetryPolicy | None = None,
 ) -> list[Fetched]:
+    """Make the cache hold every artifact; return where each one is and how it came."""
     retry = retry or RetryPolicy()
+    cache.reclaim()
     results: dict[str, Fetched] = {}
     missing: list[Artifact] = []
     for artifact in artifacts:
@@ -241,47 +346,51 @@ def fetch_artifacts(
         else:
             results[artifact.want.sha256] = Fetched(artifact, path, "cached")
 
+    seeding = None
     if missing and seed_dir is not None:
-        seeded = seed_from_directory(cache, seed_dir, missing)
+        seeding = seed_from_directory(cache, seed_dir, missing)
         for artifact in missing:
-            if artifact.want.sha256 in seeded:
+            if artifact.want.sha256 in seeding.seeded:
                 results[artifact.want.sha256] = Fetched(
                     artifact, cache.path(artifact.want.sha256), "seeded"
                 )
-        missing = [a for a in missing if a.want.sha256 not in seeded]
+        missing = [a for a in missing if a.want.sha256 not in seeding.seeded]
 
     if missing and offline:
+        if seeding is not None:
+            raise FetchError(
+                f"--offline: {len(missing)} artifact(s) are neither in the cache nor in "
+                f"--from {seed_dir}",
+                [f"{a.want.filename}: {seeding.why_not(a)}" for a in missing],
+            )
         names = [a.want.filename for a in missing]
         raise FetchError(
-            f"--offline: {len(missing)} artifact(s) not in the cache "
-            f"{cache.root}: {_listing(names)}; supply them with --from DIR"
+            f"--offline: {len(missing)} artifact(s) not in the cache {cache.root}: "
+            f"{_listing(names)}; supply them with --from DIR"
         )
 
     if missing:
         total = sum(a.want.size for a in missing)
-        errors: list[str] = []
-        with (
-            ui.transfer(f"fetching {len(missing)} artifacts", total) as advance,
-            ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
-        ):
-            futures = [
-                (
-                    a,
-                    pool.submit(
-                        _obtain, a, cache, indexes=indexes, retry=retry, ui=ui, advance=advance
-                    ),
-                )
-                for a in missing
-            ]
-            for artifact, future in futures:
-                try:
-                    results[artifact.want.sha256] = future.result()
-                except FetchError as err:
-                    errors.append(str(err))
+        with ui.transfer(f"fetching {len(missing)} artifacts", total) as advance:
+            fetched, errors = _run_all(
+                missing,
+                jobs,
+                lambda a, adv: _obtain(a, cache, indexes=indexes, retry=retry, ui=ui, advance=adv),
+                advance,
+            )
+        results.update(fetched)
         if errors:
+            details = errors
+            if seeding is not None:
+                details = [
+                    *errors,
+                    *(
+                        f"--from {seed_dir}: {a.want.filename}: {seeding.why_not(a)}"
+                        for a in missing
+                        if a.want.sha256 not in results
+                    ),
+                ]
             raise FetchError(
-                f"{len(errors)} of {len(artifacts)} artifacts failed: "
-                + "; ".join(errors[:_MAX_LISTED])
-                + (f"; and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else "")
+                f"{len(errors)} of {len(artifacts)} artifacts could not be fetched", details
             )
     return [results[a.want.sha256] for a in artifacts]

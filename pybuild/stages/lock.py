@@ -1,8 +1,11 @@
 """The lock stage: from pinned requirements and a target to `layer/lock.json`.
 
-uv resolves for the target; pybuild then picks exactly one wheel per distribution, the best one
-for the target by packaging's tag order, and refuses anything it cannot pin: a distribution with
-no wheel for the target, or one the resolution needs that `requirements.txt` does not pin.
+The runtime's provider pins the runtime and a bytecode compiler for each build host. uv resolves
+the requirements for the target; pybuild then picks exactly one wheel per distribution, the best
+one for the target by packaging's tag order, and refuses anything it cannot pin: a distribution
+with no wheel for the target, or one the resolution needs that `requirements.txt` does not pin.
+When uv fails, its own reason is kept, made precise only where the index shows that a pinned
+release exists but has no wheel for the target.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pybuild.model.layerfile import Layer
 from pybuild.model.lockfile import Lock, LockedWheel, input_digests
 from pybuild.model.requirements import Pin
 from pybuild.model.target import Target
+from pybuild.runtimes import provider
 from pybuild.stages.fetch import download
 from pybuild.stages.resolve import Candidate, Resolved, resolve
 from pybuild.support.cache import Cache, Unknown
@@ -57,7 +61,7 @@ def select_wheel(candidates: Iterable[Candidate], target: Target) -> Candidate |
 def describe_tags(target: Target) -> str:
     """A readable summary of `Target.wheel_tags()` for error messages."""
     platforms = target.platform_tags()
-    py = target.python_tag
+    py = target.python.tag
     return (
         f"{py}-{py}, {py}-abi3 (and older abi3), py3-none on {platforms[0]} down to "
         f"{platforms[-1]}, then py3-none-any"
@@ -67,8 +71,8 @@ def describe_tags(target: Target) -> str:
 def _no_wheel(name: str, version: str, target: Target, available: list[str]) -> LockError:
     have = ", ".join(sorted(available)) if available else "no files at all"
     return LockError(
-        f"{name}=={version} has no wheel for {target.arch.value} glibc {target.glibc_str} "
-        f"Python {target.python_str} (tags searched: {describe_tags(target)}); the index has: "
+        f"{name}=={version} has no wheel for {target.describe()} (tags searched: "
+        f"{describe_tags(target)}); the index has: "
         f"{have}"
     )
 
@@ -88,6 +92,8 @@ def _diagnose(
             except (OSError, TransientError, ValueError):
                 continue
             files += [f.filename for f in listed if _is_version(f.filename, pin)]
+        if not files:
+            continue  # unreachable, or no such release: uv's reason says it best
         wheels = [Candidate(f, "", None, None) for f in files if f.endswith(".whl")]
         if select_wheel(wheels, target) is None:
             return _no_wheel(pin.name, pin.version, target, files)
@@ -117,12 +123,14 @@ def create_lock(
 ) -> Lock:
     retry = retry or RetryPolicy()
     target = layer.target
+    runtime, compilers = provider(layer.runtime.provider).lock(layer, cache, ui)
+    ui.info(f"runtime: {runtime.description}")
     ui.info(
-        f"resolving {len(pins)} pins for {target.arch.value} glibc {target.glibc_str} "
-        f"Python {layer.runtime.python_version} with uv ({indexes.primary})"
+        f"resolving {len(pins)} pins for {target.describe()} (CPython "
+        f"{runtime.python_version}) with uv ({indexes.primary})"
     )
     try:
-        resolved = resolve(pins, target, layer.runtime.python_version, indexes)
+        resolved = resolve(pins, target, runtime.python_version, indexes)
     except LockError as err:
         raise _diagnose(err, pins, target, indexes, retry) from None
 
@@ -147,7 +155,8 @@ def create_lock(
     return Lock(
         name=layer.name,
         target=target,
-        runtime=layer.runtime,
+        runtime=runtime,
+        compilers=compilers,
         wheels=tuple(wheels),
         inputs=input_digests(layer, pins),
     )
@@ -185,21 +194,3 @@ def _measure(
     return LockedWheel(
         name=package.name, version=package.version, filename=best.filename, sha256=sha256, size=size
     )
-
-
-def stale_reasons(layer: Layer, pins: list[Pin], lock: Lock) -> list[str]:
-    """Why `lock` no longer matches the inputs (empty when it is current)."""
-    current = input_digests(layer, pins)
-    reasons = []
-    if lock.inputs.layer != current.layer:
-        reasons.append(f"{layer.path} changed (name, target or runtime)")
-    if lock.inputs.requirements != current.requirements:
-        locked = {w.name: w.version for w in lock.wheels}
-        changed = [
-            f"{p.name} {locked.get(p.name, 'absent')} -> {p.version}"
-            for p in pins
-            if locked.get(p.name) != p.version
-        ]
-        detail = f" ({', '.join(changed[:5])})" if changed else ""
-        reasons.append(f"{layer.requirements} changed{detail}")
-    return reasons

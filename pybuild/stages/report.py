@@ -1,7 +1,9 @@
 """Reports: what a build did (``<name>.report.json`` + a table) and what any layer zip holds.
 
-The build report is a pure function of the build's inputs (no timings, no paths of the build
-machine), so two reproducible builds also produce the same report.
+The build report is a typed value (`BuildReport`), turned into JSON in one place
+(`pybuild.support.jsonout`) and into a table here. It is a pure function of the build's inputs
+(no timings, no paths of the build machine), so two reproducible builds also produce the same
+report. Sizes are ranked by zipped bytes: what the zip limit counts.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pybuild.model.layerfile import BuildOptions
+from pybuild.model.tree import RUNTIME, Owner, Removal, Tree
 from pybuild.stages.archive import ArchiveResult
-from pybuild.stages.assemble import Removal
-from pybuild.stages.budgets import contributors
+from pybuild.stages.budgets import Limit
 from pybuild.stages.bytecode import BytecodeResult
+from pybuild.stages.sbom import NOT_PINNED
 from pybuild.stages.strip import StripResult
 from pybuild.stages.verify import VerifyReport
-from pybuild.support.layerzip import LayerZipError, read_members
+from pybuild.support.extract import UnsafeArchiveError, zip_members
 
 TOP_FILES = 20
+DIRECTORIES = "(directories)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,151 +38,298 @@ class StageSize:
     bytes: int
 
 
+def stage_size(tree: Tree, stage: str) -> StageSize:
+    return StageSize(stage, len(tree.entries), tree.total_size())
+
+
+@dataclass(frozen=True, slots=True)
+class ZipSummary:
+    file: str
+    sha256: str
+    bytes: int
+    entries: int
+    unpacked_bytes: int
+    timestamp: int
+    deployable: bool  # False: over a limit that fails the build, written as <name>.over-limit.zip
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One owner's share of the zip (a distribution, the runtime, the layer's own files)."""
+
+    owner: str
+    kind: str
+    files: int
+    unpacked_bytes: int
+    zipped_bytes: int
+    share: float  # of the zip's bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LimitReport:
+    measure: str
+    kind: str
+    limit: int
+    actual: int
+    gap: int
+    fails_build: bool
+    over: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FileSize:
+    path: str
+    owner: str
+    bytes: int
+    zipped_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTotal:
+    rule: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedFile:
+    path: str
+    bytes: int
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class StripEntry:
+    path: str
+    status: str
+    bytes_before: int
+    bytes_after: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySummary:
+    elf_files: int
+    policy: str
+    profile: str
+    problems: int
+
+
+@dataclass(frozen=True, slots=True)
+class BytecodeSummary:
+    mode: str
+    compiled: int
+    compiler: str  # describe(): the pinned files or "not pinned"
+    compiler_version: str
+    compiler_pinned: bool
+    magic: str
+    not_compiled: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    link: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    name: str
+    zip: ZipSummary
+    runtime_share: Part | None
+    limits: tuple[LimitReport, ...]
+    settings: Mapping[str, Any]
+    tools: Mapping[str, str]
+    stages: tuple[StageSize, ...]
+    parts: tuple[Part, ...]  # largest zipped first
+    largest_files: tuple[FileSize, ...]  # largest zipped first
+    removed_by_rule: tuple[RuleTotal, ...]
+    removed: tuple[RemovedFile, ...]
+    strip: tuple[StripEntry, ...]
+    verify: VerifySummary
+    bytecode: BytecodeSummary
+    symlinks_dropped: tuple[Link, ...]
+    symlinks_copied: tuple[Link, ...]
+
+
+def parts(archive: ArchiveResult, owner_of: Mapping[str, Owner]) -> tuple[Part, ...]:
+    """Each owner's files, unpacked and zipped bytes, largest zipped first."""
+    sizes: dict[tuple[str, str], list[int]] = {}
+    for entry in archive.entries:
+        owner = owner_of.get(entry.name.rstrip("/"))
+        key = (str(owner), owner.kind.value) if owner is not None else (DIRECTORIES, "zip")
+        total = sizes.setdefault(key, [0, 0, 0])
+        total[0] += 1
+        total[1] += entry.size
+        total[2] += entry.compressed
+    whole = max(archive.size, 1)
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1][2], item[0]))
+    return tuple(
+        Part(name, kind, count, unpacked, zipped, round(zipped / whole, 4))
+        for (name, kind), (count, unpacked, zipped) in ranked
+    )
+
+
 def build_report(
     *,
     name: str,
     archive: ArchiveResult,
-    options: BuildOptions,
+    deployable: bool,
+    limits: Sequence[Limit],
     stages: Sequence[StageSize],
-    owner_of: Mapping[str, str],
+    owner_of: Mapping[str, Owner],
     removals: Sequence[Removal],
     strip: Sequence[StripResult],
     root: Path,
     verify: VerifyReport,
     bytecode: BytecodeResult,
     settings: Mapping[str, Any],
-) -> dict[str, Any]:
-    by_rule: dict[str, dict[str, int]] = {}
+    tools: Mapping[str, str],
+) -> BuildReport:
+    totals: dict[str, list[int]] = {}
     for removal in removals:
-        rule = by_rule.setdefault(removal.rule, {"files": 0, "bytes": 0})
-        rule["files"] += 1
-        rule["bytes"] += removal.size
-    files = [e for e in archive.entries if e.kind == "file"]
-    largest = sorted(files, key=lambda e: (-e.size, e.name))[:TOP_FILES]
-    return {
-        "name": name,
-        "zip": {
-            "file": archive.path.name,
-            "sha256": archive.sha256,
-            "bytes": archive.size,
-            "entries": len(archive.entries),
-            "unpacked_bytes": archive.unpacked,
-            "timestamp": archive.timestamp,
-        },
-        "budgets": {"zip_bytes": options.zip_budget, "unpacked_bytes": options.unpacked_budget},
-        "settings": dict(settings),
-        "stages": [{"stage": s.stage, "files": s.files, "bytes": s.bytes} for s in stages],
-        "distributions": {
-            owner: {"unpacked_bytes": unpacked, "zipped_bytes": zipped}
-            for owner, (unpacked, zipped) in contributors(archive, owner_of).items()
-        },
-        "removed": {
-            "by_rule": by_rule,
-            "files": [{"path": r.path, "bytes": r.size, "rule": r.rule} for r in removals],
-        },
-        "strip": [
-            {
-                "path": s.path.relative_to(root).as_posix(),
-                "status": s.status,
-                "bytes_before": s.size_before,
-                "bytes_after": s.size_after,
-                "reason": s.reason,
-            }
+        rule = totals.setdefault(removal.rule, [0, 0])
+        rule[0] += 1
+        rule[1] += removal.size
+    files = [e for e in archive.entries if e.kind != "dir"]
+    largest = sorted(files, key=lambda e: (-e.compressed, e.name))[:TOP_FILES]
+    shares = parts(archive, owner_of)
+    runtime = next(
+        (p for p in shares if p.owner == str(RUNTIME) and p.kind == RUNTIME.kind.value), None
+    )
+    compiler = bytecode.compiler
+    return BuildReport(
+        name=name,
+        zip=ZipSummary(
+            file=archive.path.name,
+            sha256=archive.sha256,
+            bytes=archive.size,
+            entries=len(archive.entries),
+            unpacked_bytes=archive.unpacked,
+            timestamp=archive.timestamp,
+            deployable=deployable,
+        ),
+        runtime_share=runtime,
+        limits=tuple(
+            LimitReport(
+                lim.measure, lim.kind.value, lim.limit, lim.actual, lim.gap, lim.fails, lim.over
+            )
+            for lim in limits
+        ),
+        settings=dict(settings),
+        tools=dict(tools),
+        stages=tuple(stages),
+        parts=shares,
+        largest_files=tuple(
+            FileSize(e.name, str(owner_of.get(e.name, DIRECTORIES)), e.size, e.compressed)
+            for e in largest
+        ),
+        removed_by_rule=tuple(
+            RuleTotal(rule, count, size)
+            for rule, (count, size) in sorted(
+                totals.items(), key=lambda item: (-item[1][1], item[0])
+            )
+        ),
+        removed=tuple(RemovedFile(r.path, r.size, r.rule) for r in removals),
+        strip=tuple(
+            StripEntry(
+                s.path.relative_to(root).as_posix(), s.status, s.size_before, s.size_after, s.reason
+            )
             for s in strip
-        ],
-        "verify": {
-            "elf_files": len(verify.elf_files),
-            "policy": verify.target.policy.name,
-            "profile": verify.target.profile.name,
-            "problems": len(verify.problems),
-        },
-        "bytecode": {
-            "mode": bytecode.mode,
-            "compiled": bytecode.compiled,
-            "compiler_version": bytecode.compiler.version,
-            "magic": bytecode.magic,
-            "not_compiled": [{"path": p, "reason": r} for p, r in bytecode.failed],
-        },
-        "symlinks_dropped": [
-            {"link": link, "target": target} for link, target in archive.dropped_links
-        ],
-        "symlinks_copied": [
-            {"link": link, "target": target} for link, target in archive.copied_links
-        ],
-        "largest_files": [
-            {"path": e.name, "bytes": e.size, "zipped_bytes": e.compressed} for e in largest
-        ],
-    }
+        ),
+        verify=VerifySummary(
+            len(verify.elf_files),
+            verify.target.policy.name,
+            verify.target.profile.name,
+            len(verify.problems),
+        ),
+        bytecode=BytecodeSummary(
+            mode=bytecode.mode.value,
+            compiled=bytecode.compiled,
+            compiler=compiler.describe() if compiler.pinned else NOT_PINNED,
+            compiler_version=compiler.version,
+            compiler_pinned=compiler.pinned is not None,
+            magic=bytecode.magic,
+            not_compiled=bytecode.failed,
+        ),
+        symlinks_dropped=tuple(Link(a, b) for a, b in archive.dropped_links),
+        symlinks_copied=tuple(Link(a, b) for a, b in archive.copied_links),
+    )
 
 
 def _mb(size: int) -> str:
     return f"{size / 1_000_000:,.2f} MB"
 
 
-def render_build_report(report: Mapping[str, Any], width: int = 100) -> str:
+def render_build_report(report: BuildReport, width: int = 100) -> str:
     """The human table of a build report."""
     console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
-    zipped = report["zip"]
+    z = report.zip
     console.print(
-        f"{report['name']}: {zipped['file']}  {zipped['bytes']:,} bytes zipped, "
-        f"{zipped['unpacked_bytes']:,} unpacked, {zipped['entries']:,} entries"
+        f"{report.name}: {z.file}  {z.bytes:,} bytes zipped, {z.unpacked_bytes:,} unpacked, "
+        f"{z.entries:,} entries" + ("" if z.deployable else "  (OVER A LIMIT: not deployable)")
     )
-    console.print(f"sha256 {zipped['sha256']}")
+    console.print(f"sha256 {z.sha256}")
+    for limit in report.limits:
+        state = f"{-limit.gap:,} over" if limit.over else f"{limit.gap:,} under"
+        fails = " (fails the build)" if limit.over and limit.fails_build else ""
+        console.print(f"{limit.kind} limit, {limit.measure}: {limit.limit:,}: {state}{fails}")
+    if report.runtime_share is not None:
+        share = report.runtime_share
+        console.print(
+            f"runtime: {share.zipped_bytes:,} bytes zipped ({share.share:.1%} of the zip), "
+            f"{share.unpacked_bytes:,} unpacked"
+        )
     stages = Table(
         "stage", "files", "bytes", title="tree size after each stage", title_justify="left"
     )
-    for stage in report["stages"]:
-        stages.add_row(stage["stage"], f"{stage['files']:,}", f"{stage['bytes']:,}")
+    for stage in report.stages:
+        stages.add_row(stage.stage, f"{stage.files:,}", f"{stage.bytes:,}")
     console.print(stages)
     owners = Table(
-        "distribution",
+        "part",
+        "files",
         "unpacked",
         "zipped",
         "share of zip",
-        title="size per distribution",
+        title="size per distribution (largest zipped first)",
         title_justify="left",
     )
-    total = max(zipped["bytes"], 1)
-    for owner, sizes in report["distributions"].items():
+    for part in report.parts:
         owners.add_row(
-            owner,
-            _mb(sizes["unpacked_bytes"]),
-            _mb(sizes["zipped_bytes"]),
-            f"{sizes['zipped_bytes'] / total:.1%}",
+            part.owner,
+            f"{part.files:,}",
+            _mb(part.unpacked_bytes),
+            _mb(part.zipped_bytes),
+            f"{part.share:.1%}",
         )
     console.print(owners)
     removed = Table("prune rule", "files", "bytes saved", title="removed", title_justify="left")
-    for rule, sizes in sorted(
-        report["removed"]["by_rule"].items(), key=lambda item: -item[1]["bytes"]
-    ):
-        removed.add_row(rule, f"{sizes['files']:,}", f"{sizes['bytes']:,}")
+    for rule in report.removed_by_rule:
+        removed.add_row(rule.rule, f"{rule.files:,}", f"{rule.bytes:,}")
     console.print(removed)
-    strip = report["strip"]
-    saved = sum(s["bytes_before"] - s["bytes_after"] for s in strip)
-    refused = [s for s in strip if s["status"] == "refused"]
+    saved = sum(s.bytes_before - s.bytes_after for s in report.strip)
+    refused = [s for s in report.strip if s.status == "refused"]
     console.print(
-        f"strip: {len(strip)} ELF files, {saved:,} bytes saved"
+        f"strip: {len(report.strip)} ELF files, {saved:,} bytes saved"
         + (f", {len(refused)} left as they were" if refused else "")
     )
-    bytecode = report["bytecode"]
+    for left in refused:
+        console.print(f"  left as it was: {left.path}: {left.reason}")
+    b = report.bytecode
     console.print(
-        f"bytecode: {bytecode['compiled']:,} modules ({bytecode['mode']}, CPython "
-        f"{bytecode['compiler_version']})"
-        + (
-            f", {len(bytecode['not_compiled'])} kept as source only"
-            if bytecode["not_compiled"]
-            else ""
-        )
+        f"bytecode: {b.compiled:,} modules ({b.mode}, CPython {b.compiler_version}; {b.compiler})"
+        + (f", {len(b.not_compiled)} kept as source only" if b.not_compiled else "")
     )
-    if report["symlinks_dropped"]:
-        links = ", ".join(f"{s['link']} -> {s['target']}" for s in report["symlinks_dropped"])
+    if report.symlinks_dropped:
+        links = ", ".join(f"{s.link} -> {s.target}" for s in report.symlinks_dropped)
         console.print(f"symbolic links left out of the zip: {links}")
-    if report["symlinks_copied"]:
-        links = ", ".join(f"{s['link']} -> {s['target']}" for s in report["symlinks_copied"])
+    if report.symlinks_copied:
+        links = ", ".join(f"{s.link} -> {s.target}" for s in report.symlinks_copied)
         console.print(f"symbolic links to small files, written as copies: {links}")
-    largest = Table("largest files", "bytes", "zipped", title_justify="left")
-    for entry in report["largest_files"][:10]:
-        largest.add_row(entry["path"], f"{entry['bytes']:,}", f"{entry['zipped_bytes']:,}")
+    largest = Table("largest files (zipped)", "owner", "bytes", "zipped", title_justify="left")
+    for entry in report.largest_files[:10]:
+        largest.add_row(entry.path, entry.owner, f"{entry.bytes:,}", f"{entry.zipped_bytes:,}")
     console.print(largest)
     return console.export_text()
 
@@ -187,26 +337,28 @@ def render_build_report(report: Mapping[str, Any], width: int = 100) -> str:
 def _group_of(name: str) -> str:
     """Which part of a layer an entry belongs to, for any layer zip (ours or not)."""
     parts = name.rstrip("/").split("/")
-    if "site-packages" in parts:
-        index = parts.index("site-packages")
-        if len(parts) > index + 1:
-            top = parts[index + 1]
-            for suffix in (".dist-info", ".data"):
-                if top.endswith(suffix):
-                    top = top[: -len(suffix)].rsplit("-", 1)[0]
-            return top.removesuffix(".py").split(".")[0].lower().replace("_", "-")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            index = parts.index(marker)
+            if len(parts) > index + 1:
+                top = parts[index + 1]
+                for suffix in (".dist-info", ".data"):
+                    if top.endswith(suffix):
+                        top = top[: -len(suffix)].rsplit("-", 1)[0]
+                return top.removesuffix(".py").split(".")[0].lower().replace("_", "-")
     if parts[0] == "python" and len(parts) > 3 and parts[2].startswith("python3"):
         return "python (stdlib)"
     return f"{parts[0]} ({'/'.join(parts[1:2]) or 'top'})"
 
 
 def zip_table(path: Path, width: int = 100) -> str:
-    """The size table of any layer zip: per distribution / runtime part, largest first."""
+    """The size table of any layer zip: per distribution / runtime part and its largest files,
+    largest zipped first."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = read_members(archive)
+            members = zip_members(archive, str(path))
     except (zipfile.BadZipFile, OSError) as err:
-        raise LayerZipError(f"{path}: cannot read the zip: {err}") from None
+        raise UnsafeArchiveError(f"{path}: cannot read the zip: {err}") from None
     groups: dict[str, list[int]] = {}
     for member in members:
         sizes = groups.setdefault(_group_of(member.name), [0, 0, 0])
@@ -223,10 +375,17 @@ def zip_table(path: Path, width: int = 100) -> str:
         title=f"{path.name}: {path.stat().st_size:,} bytes, {len(members):,} entries",
         title_justify="left",
     )
-    for group, (count, unpacked, zipped) in sorted(groups.items(), key=lambda g: -g[1][2]):
+    for group, (count, unpacked, zipped) in sorted(groups.items(), key=lambda g: (-g[1][2], g[0])):
         table.add_row(
             group, f"{count:,}", _mb(unpacked), _mb(zipped), f"{zipped / total_zipped:.1%}"
         )
+    files = sorted(
+        (m for m in members if m.kind == "file"), key=lambda m: (-m.info.compress_size, m.name)
+    )
+    largest = Table("largest files (zipped)", "unpacked", "zipped", title_justify="left")
+    for member in files[:TOP_FILES]:
+        largest.add_row(member.name, f"{member.info.file_size:,}", f"{member.info.compress_size:,}")
     console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
     console.print(table)
+    console.print(largest)
     return console.export_text()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 import tomllib
 import urllib.parse
@@ -22,6 +21,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from pybuild.errors import LockError
 from pybuild.model.requirements import Pin
 from pybuild.model.target import Target
+from pybuild.support import proc
 from pybuild.support.index import Indexes
 
 
@@ -104,16 +104,13 @@ def resolve(
             command += ["--extra-index-url", extra]
         env = {**os.environ, "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
         try:
-            completed = subprocess.run(
-                command, capture_output=True, text=True, env=env, check=False
-            )
+            completed = proc.run(command, env=env)
         except OSError as err:
             raise LockError(f"cannot run uv ({command[0]}): {err}") from None
         if completed.returncode != 0:
             raise LockError(
-                f"resolution failed for {target.arch.value} glibc "
-                f"{target.glibc_str} Python {python_version}: "
-                f"{condense(completed.stderr) or 'uv exited with no message'}"
+                f"resolution failed for {target.arch.value} glibc {target.glibc} Python "
+                f"{python_version}: {condense(completed.stderr) or 'uv exited with no message'}"
             )
         try:
             lock = Pylock.from_dict(tomllib.loads(output.read_text(encoding="utf-8")))

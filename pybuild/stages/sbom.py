@@ -1,43 +1,66 @@
-"""The SBOM inside every layer: CycloneDX 1.6 JSON listing the runtime and every wheel.
+"""The SBOM inside every layer: CycloneDX 1.6 JSON listing the runtime's files, every wheel, the
+bytecode compiler and the tools that wrote the layer.
 
 Written by hand (a dozen keys) rather than through cyclonedx-python-lib, whose documents carry a
 random serial number and the current time; the tests validate ours against the CycloneDX schema
-with that library. Deterministic: no time but the build's SOURCE_DATE_EPOCH, no random UUID.
+with that library. Deterministic: no time but the build's SOURCE_DATE_EPOCH, no random UUID, and
+every input named by its file name and sha256 only: where a file was downloaded from (a mirror,
+a ``file://`` copy, ``+`` written as ``%2B``) changes no byte of the layer.
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
-from pybuild import __version__
-from pybuild.model.lockfile import Lock, dumps_stable
+from pybuild.model.layerfile import Provider
+from pybuild.model.lockfile import Lock, LockedFile, LockedRuntime
+from pybuild.runtimes.compiler import Compiler
 from pybuild.stages.archive import utc_date
+from pybuild.support.jsonout import dumps_stable
+from pybuild.support.tools import Tools
 
 SBOM_PATH = "python/pybuild.cdx.json"
+NOT_PINNED = "compiler not pinned"
 
 
-def _purl(name: str, version: str, filename: str) -> str:
-    return f"pkg:pypi/{name}@{version}?file_name={urllib.parse.quote(filename)}"
+def _file_purl(runtime: LockedRuntime, file: LockedFile) -> str:
+    if file.debian is not None:
+        d = file.debian
+        version = urllib.parse.quote(d.version, safe="")
+        return f"pkg:deb/debian/{d.package}@{version}?arch={d.architecture}"
+    name = "python-build-standalone" if runtime.provider is Provider.PBS else "cpython"
+    return (
+        f"pkg:generic/{name}@{urllib.parse.quote(runtime.python_version)}"
+        f"?file_name={urllib.parse.quote(file.filename, safe='')}"
+    )
 
 
-def sbom(lock: Lock, *, options: dict[str, Any], epoch: int) -> dict[str, Any]:
-    runtime = lock.runtime
-    python = runtime.python_version
-    components: list[dict[str, Any]] = [
+def _runtime_components(runtime: LockedRuntime, ref: str, role: str) -> list[dict[str, Any]]:
+    return [
         {
-            "bom-ref": "runtime",
-            "type": "application",
-            "name": "cpython",
-            "version": python,
-            "description": f"python-build-standalone {runtime.release} {runtime.triple} "
-            f"{runtime.flavor}",
-            "hashes": [{"alg": "SHA-256", "content": runtime.sha256}],
-            "externalReferences": [{"type": "distribution", "url": runtime.url}],
-            "purl": f"pkg:generic/python-build-standalone@{python}%2B{runtime.release}"
-            f"?download_url={urllib.parse.quote(runtime.url, safe='')}",
+            "bom-ref": f"{ref}:{file.filename}",
+            "type": "application" if role == "runtime" else "library",
+            "name": file.debian.package if file.debian is not None else file.filename,
+            "version": file.debian.version if file.debian is not None else runtime.python_version,
+            "description": f"{role}: {runtime.description}",
+            "hashes": [{"alg": "SHA-256", "content": file.sha256}],
+            "purl": _file_purl(runtime, file),
         }
+        for file in runtime.files
     ]
+
+
+def sbom(
+    lock: Lock,
+    *,
+    compiler: Compiler,
+    tools: Tools,
+    options: Mapping[str, Any],
+    epoch: int,
+) -> dict[str, Any]:
+    components = _runtime_components(lock.runtime, "runtime", "runtime")
     for wheel in sorted(lock.wheels, key=lambda w: w.name):
         components.append(
             {
@@ -46,9 +69,20 @@ def sbom(lock: Lock, *, options: dict[str, Any], epoch: int) -> dict[str, Any]:
                 "name": wheel.name,
                 "version": wheel.version,
                 "hashes": [{"alg": "SHA-256", "content": wheel.sha256}],
-                "purl": _purl(wheel.name, wheel.version, wheel.filename),
+                "purl": f"pkg:pypi/{wheel.name}@{wheel.version}"
+                f"?file_name={urllib.parse.quote(wheel.filename)}",
             }
         )
+    built_with = []
+    if compiler.pinned is not None:
+        built_with = _runtime_components(compiler.pinned, "compiler", "bytecode compiler")
+    tool_components = [
+        {"type": "application", "name": name, "version": version}
+        for name, version in sorted(tools.as_dict().items())
+    ]
+    properties = {**options, "bytecode_compiler": compiler.version}
+    if compiler.pinned is None:
+        properties["bytecode_compiler_pinned"] = NOT_PINNED
     return {
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
@@ -56,19 +90,17 @@ def sbom(lock: Lock, *, options: dict[str, Any], epoch: int) -> dict[str, Any]:
         "version": 1,
         "metadata": {
             "timestamp": utc_date(epoch),
-            "tools": {
-                "components": [{"type": "application", "name": "pybuild", "version": __version__}]
-            },
+            "tools": {"components": tool_components + built_with},
             "component": {
                 "bom-ref": "layer",
                 "type": "application",
                 "name": lock.name,
                 "description": f"AWS Lambda layer for {lock.target.arch.value}, "
-                f"glibc {lock.target.glibc_str}",
+                f"glibc {lock.target.glibc}",
             },
             "properties": [
                 {"name": f"pybuild:{key}", "value": str(value)}
-                for key, value in sorted(options.items())
+                for key, value in sorted(properties.items())
             ],
         },
         "components": components,
@@ -76,5 +108,7 @@ def sbom(lock: Lock, *, options: dict[str, Any], epoch: int) -> dict[str, Any]:
     }
 
 
-def sbom_json(lock: Lock, *, options: dict[str, Any], epoch: int) -> str:
-    return dumps_stable(sbom(lock, options=options, epoch=epoch))
+def sbom_json(
+    lock: Lock, *, compiler: Compiler, tools: Tools, options: Mapping[str, Any], epoch: int
+) -> str:
+    return dumps_stable(sbom(lock, compiler=compiler, tools=tools, options=options, epoch=epoch))

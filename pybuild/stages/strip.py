@@ -17,15 +17,13 @@ the original is kept.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pybuild.elf.reader import read_elf
+from pybuild.elf.reader import read_elf_bytes
 from pybuild.elf.types import (
     ET_DYN,
     ET_EXEC,
@@ -42,6 +40,8 @@ from pybuild.elf.types import (
     Section,
     looks_like_elf,
 )
+from pybuild.model.tree import EntryKind, Tree
+from pybuild.support.fsutil import AtomicFile
 
 Status = Literal["stripped", "already-stripped", "refused"]
 
@@ -229,51 +229,57 @@ def _self_check(before: ElfFile, data: bytes, after: ElfFile, new: bytes, load_e
             raise _RefusedError(f"self-check: contents of {old.name} changed")
 
 
-def strip_bytes(path: Path) -> bytes | None:
-    """The stripped bytes of `path`, or None when it is already bare (raises when refused)."""
-    data = path.read_bytes()
-    elf = read_elf(path)
-    load_end = _load_end(elf)
-    _check_strippable(elf, data, load_end)
-    dropped = [s for s in elf.sections if not s.is_alloc and s.index != 0]
-    if all(s.index == elf.shstrndx for s in dropped):
-        return None
-    kept = [s for s in elf.sections if s.is_alloc or s.index == 0]
-    new = _render(elf, data, load_end, kept)
-    if len(new) >= len(data):
-        return None
-    with tempfile.TemporaryDirectory(prefix="pybuild-strip-") as tmp:
-        check = Path(tmp) / path.name
-        check.write_bytes(new)
+@dataclass(frozen=True, slots=True)
+class StripOutcome:
+    """What stripping one file in memory gave: new bytes and their parse, or why not."""
+
+    status: Status
+    data: bytes | None = None
+    elf: ElfFile | None = None  # the parse of `data` made by the self-check
+    reason: str = ""
+
+
+def strip_elf(data: bytes, elf: ElfFile, label: str) -> StripOutcome:
+    """Strip an ELF file held in memory, from its parse `elf`; never raises for bad input.
+
+    The result is parsed once (the self-check); that parse is returned for the caller to reuse.
+    """
+    try:
+        load_end = _load_end(elf)
+        _check_strippable(elf, data, load_end)
+        dropped = [s for s in elf.sections if not s.is_alloc and s.index != 0]
+        if all(s.index == elf.shstrndx for s in dropped):
+            return StripOutcome("already-stripped", reason="already stripped")
+        kept = [s for s in elf.sections if s.is_alloc or s.index == 0]
+        new = _render(elf, data, load_end, kept)
+        if len(new) >= len(data):
+            return StripOutcome("already-stripped", reason="already stripped")
         try:
-            after = read_elf(check, label=f"{path} (stripped)")
+            after = read_elf_bytes(new, f"{label} (stripped)")
         except ElfError as err:
             raise _RefusedError(f"self-check: the result does not parse ({err})") from None
-    _self_check(elf, data, after, new, load_end)
-    return new
+        _self_check(elf, data, after, new, load_end)
+    except _RefusedError as err:
+        return StripOutcome("refused", reason=str(err))
+    return StripOutcome("stripped", new, after)
 
 
 def strip_file(path: Path) -> StripResult:
     """Strip one ELF file in place (atomically, mode preserved); never raises for bad input."""
-    before = path.stat().st_size
+    data = path.read_bytes()
+    before = len(data)
     try:
-        new = strip_bytes(path)
-    except (_RefusedError, ElfError) as err:
+        elf = read_elf_bytes(data, str(path))
+    except ElfError as err:
         return StripResult(path, "refused", before, before, str(err).removeprefix(f"{path}: "))
-    if new is None:
-        return StripResult(path, "already-stripped", before, before, "already stripped")
+    outcome = strip_elf(data, elf, str(path))
+    if outcome.data is None:
+        return StripResult(path, outcome.status, before, before, outcome.reason)
     mode = path.stat().st_mode & 0o7777
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".strip")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(new)
-        tmp.chmod(mode)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return StripResult(path, "stripped", before, len(new))
+    with AtomicFile(path.parent, path.name) as out:
+        out.write(outcome.data)
+        out.commit(path, mode)
+    return StripResult(path, "stripped", before, len(outcome.data))
 
 
 def elf_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -291,4 +297,31 @@ def elf_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def strip_paths(paths: Iterable[Path]) -> list[StripResult]:
+    """`pybuild strip`: every ELF file among `paths`, in place."""
     return [strip_file(path) for path in elf_files(paths)]
+
+
+def strip_tree(tree: Tree) -> list[StripResult]:
+    """The strip stage: every ELF file of the tree, from its one parse; the stripped file's
+    parse (the self-check's) replaces it in the inventory, for verify."""
+    results = []
+    for relative, entry in list(tree.files()):
+        if not entry.elf_magic or entry.kind is not EntryKind.FILE:
+            continue
+        path = tree.root / relative
+        elf = tree.elf(relative)
+        if elf is None:
+            results.append(
+                StripResult(path, "refused", entry.size, entry.size, entry.elf_error or "")
+            )
+            continue
+        outcome = strip_elf(path.read_bytes(), elf, relative)
+        if outcome.data is None or outcome.elf is None:
+            results.append(
+                StripResult(path, outcome.status, entry.size, entry.size, outcome.reason)
+            )
+            continue
+        before = entry.size
+        tree.replace_elf(relative, outcome.data, outcome.elf)
+        results.append(StripResult(path, "stripped", before, len(outcome.data)))
+    return results

@@ -6,46 +6,57 @@ all are reported together, each naming the file, what was expected and what was 
 - the architecture (class, byte order, machine) differs from the target's;
 - a symbol version needed from a system library is outside the target's manylinux policy
   (every prefix: GLIBC, GLIBCXX, CXXABI, GCC, ...; GLIBC_PRIVATE never);
-- a DT_NEEDED is neither inside the layer (found through RPATH/RUNPATH with $ORIGIN, /opt/lib, or a
-  wheel's ``*.libs`` directory) nor one of the profile's system libraries;
+- a DT_NEEDED is found neither where the target's dynamic loader would look inside the layer nor
+  among the profile's system libraries. The loader's order is followed exactly: the object's
+  DT_RPATH (when it has no DT_RUNPATH), then the DT_RPATH of the interpreter that loads it (same
+  condition), then Lambda's LD_LIBRARY_PATH (of which only /opt/lib is in a layer), then the
+  object's DT_RUNPATH, then the system. Nothing else: a library in some unrelated ``*.libs``
+  directory is not found by the loader, so it is not found here;
 - an RPATH/RUNPATH entry points outside the layer, or is relative;
 - a file claims to be ELF (or is named ``*.so``) but cannot be read as one.
 
-The layer root is what Lambda mounts at ``/opt``.
+A layer with no interpreter, or with nothing in it, fails too. The layer root is what Lambda
+mounts at ``/opt``; it is read through a view: the build's tree (links the zip will leave out are
+not there), a zip (read member by member, nothing extracted) or a directory.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from pybuild.elf.policy import Policy, Profile, load_policy, profile_for
-from pybuild.elf.reader import read_elf
-from pybuild.elf.types import ELF_MAGIC, ElfError, ElfFile, arch_machine, looks_like_elf
+from pybuild.elf.policy import Policy, Profile, lambda_environment, load_policy
+from pybuild.elf.types import ELF_MAGIC, ElfError, ElfFile, arch_machine
 from pybuild.errors import PybuildError
+from pybuild.model.layerfile import SymlinkPolicy
 from pybuild.model.target import Arch
+from pybuild.model.tree import LAYER_MOUNT, EntryKind, Tree
+from pybuild.model.versions import GlibcVersion
+from pybuild.stages.archive import SMALL_LINK_TARGET
+from pybuild.support.extract import UnsafeArchiveError, zip_members
 from pybuild.support.fsutil import tree_entries
-from pybuild.support.layerzip import extract_layer
 
-LAYER_MOUNT = "/opt"
 _SO_NAME = re.compile(r".*\.so(\.\d+)*")
+_INTERPRETER = re.compile(r"python/bin/python3\.\d+")
+MAX_LINK_HOPS = 40
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyTarget:
     arch: Arch
-    glibc: tuple[int, int]
+    glibc: GlibcVersion
     profile: Profile
     policy: Policy
 
     def describe(self) -> str:
         return (
-            f"{self.arch.value}, glibc {self.glibc[0]}.{self.glibc[1]} "
-            f"({self.policy.name}, {self.profile.description})"
+            f"{self.arch.value}, glibc {self.glibc} ({self.policy.name}, "
+            f"{self.profile.description})"
         )
 
 
@@ -61,6 +72,24 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetSummary:
+    arch: str
+    glibc: str
+    policy: str
+    profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySummary:
+    """What `pybuild verify --json` writes."""
+
+    ok: bool
+    target: TargetSummary
+    elf_files: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyReport:
     target: VerifyTarget
     elf_files: tuple[str, ...]
@@ -70,29 +99,177 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def summary(self) -> VerifySummary:
+        t = self.target
+        return VerifySummary(
+            self.ok,
+            TargetSummary(t.arch.value, str(t.glibc), t.policy.name, t.profile.name),
+            self.elf_files,
+            self.problems,
+        )
 
-def verify_target(arch: Arch, glibc: tuple[int, int], profile: str | None = None) -> VerifyTarget:
-    return VerifyTarget(
-        arch=arch, glibc=glibc, profile=profile_for(glibc, profile), policy=load_policy(arch, glibc)
-    )
+
+def verify_target(arch: Arch, glibc: GlibcVersion, profile: Profile) -> VerifyTarget:
+    return VerifyTarget(arch=arch, glibc=glibc, profile=profile, policy=load_policy(arch, glibc))
 
 
-def _expected_ident(arch: Arch) -> str:
-    return f"{arch.value} (ELF64 LSB)"
+# --- views of a layer -------------------------------------------------------------------------
+
+
+class LayerView(Protocol):
+    """A layer's files, wherever they are."""
+
+    def names(self) -> dict[str, str | None]:
+        """Every file (None) and link (its target) of the layer, by path."""
+        ...
+
+    def head(self, name: str) -> bytes:
+        """The first 16 bytes of a file."""
+        ...
+
+    def is_elf(self, name: str) -> bool:
+        """Whether a file starts with the ELF magic."""
+        ...
+
+    def elf(self, name: str) -> ElfFile:
+        """The file's ELF layout (raises `ElfError`)."""
+        ...
+
+
+class TreeView:
+    """The build's tree as the zip will hold it: links the symlink policy leaves out are absent,
+    links it copies are files."""
+
+    def __init__(self, tree: Tree, symlinks: SymlinkPolicy) -> None:
+        self.tree = tree
+        self._names: dict[str, str | None] = {}
+        for path, entry in tree.files():
+            if entry.kind is EntryKind.FILE:
+                self._names[path] = None
+            elif symlinks is SymlinkPolicy.STORE:
+                self._names[path] = entry.link
+            elif symlinks is SymlinkPolicy.COPY_SMALL:
+                target = _follow(path, tree_links(tree), set(tree.entries))
+                if target is not None and tree.entries[target].size <= SMALL_LINK_TARGET:
+                    self._names[path] = entry.link  # followed to the same file below
+
+    def names(self) -> dict[str, str | None]:
+        return self._names
+
+    def head(self, name: str) -> bytes:
+        with (self.tree.root / name).open("rb") as handle:
+            return handle.read(16)
+
+    def is_elf(self, name: str) -> bool:
+        return self.tree.entries[name].elf_magic
+
+    def elf(self, name: str) -> ElfFile:
+        parsed = self.tree.elf(name)
+        if parsed is None:
+            raise ElfError(f"{name}: {self.tree.entries[name].elf_error or 'not an ELF file'}")
+        return parsed
+
+
+def tree_links(tree: Tree) -> dict[str, str]:
+    return {p: e.link for p, e in tree.files() if e.kind is EntryKind.SYMLINK}
+
+
+class ZipView:
+    """A layer zip, read member by member (through the safe member checks)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.archive = zipfile.ZipFile(path)
+            members = zip_members(self.archive, str(path))
+            self._names = {
+                m.name: (
+                    self.archive.read(m.info).decode("utf-8", "replace")
+                    if m.kind == "symlink"
+                    else None
+                )
+                for m in members
+                if m.kind != "dir"
+            }
+            self._infos = {m.name: m.info for m in members}
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise UnsafeArchiveError(f"{path}: cannot read the zip: {err}") from None
+
+    def names(self) -> dict[str, str | None]:
+        return self._names
+
+    def head(self, name: str) -> bytes:
+        with self.archive.open(self._infos[name]) as handle:
+            return handle.read(16)
+
+    def is_elf(self, name: str) -> bool:
+        return self.head(name)[:4] == ELF_MAGIC
+
+    def elf(self, name: str) -> ElfFile:
+        from pybuild.elf.reader import read_elf_bytes
+
+        try:
+            data = self.archive.read(self._infos[name])
+        except (zipfile.BadZipFile, OSError) as err:
+            raise ElfError(f"{name}: cannot read it from the zip: {err}") from None
+        return read_elf_bytes(data, name)
+
+
+class DirectoryView:
+    """A layer directory (walked once)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._names = {
+            name: (str((root / name).readlink()) if (root / name).is_symlink() else None)
+            for name in tree_entries(root)
+        }
+
+    def names(self) -> dict[str, str | None]:
+        return self._names
+
+    def head(self, name: str) -> bytes:
+        with (self.root / name).open("rb") as handle:
+            return handle.read(16)
+
+    def is_elf(self, name: str) -> bool:
+        return self.head(name)[:4] == ELF_MAGIC
+
+    def elf(self, name: str) -> ElfFile:
+        from pybuild.elf.reader import read_elf
+
+        return read_elf(self.root / name, label=name)
+
+
+def _follow(name: str, links: dict[str, str], files: set[str]) -> str | None:
+    """The file `name` leads to inside the layer (links followed), or None."""
+    current = name
+    for _ in range(MAX_LINK_HOPS):
+        if current not in links:
+            return current if current in files else None
+        target = links[current]
+        if target.startswith("/"):
+            return None
+        current = posixpath.normpath(posixpath.join(posixpath.dirname(current), target))
+        if current.startswith("../") or current == "..":
+            return None
+    return None
+
+
+# --- checks -------------------------------------------------------------------------------------
 
 
 def _check_identity(rel: str, elf: ElfFile, target: VerifyTarget) -> list[Problem]:
     if (elf.machine, elf.bits, elf.little_endian) == (arch_machine(target.arch), 64, True):
         return []
-    return [Problem(rel, "architecture", _expected_ident(target.arch), elf.describe())]
+    return [Problem(rel, "architecture", f"{target.arch.value} (ELF64 LSB)", elf.describe())]
 
 
-def _search_dirs(rel: str, elf: ElfFile, names: set[str]) -> tuple[list[str], list[Problem]]:
-    """Layer-relative directories the dynamic loader searches for this file's DT_NEEDED."""
+def _path_dirs(rel: str, kind: str, entries: tuple[str, ...]) -> tuple[list[str], list[Problem]]:
+    """Layer-relative directories of RPATH or RUNPATH `entries` of the file `rel`."""
     problems: list[Problem] = []
     dirs: list[str] = []
     origin = posixpath.join(LAYER_MOUNT, posixpath.dirname(rel))
-    kind, entries = ("RUNPATH", elf.runpath) if elf.runpath else ("RPATH", elf.rpath)
     for entry in entries:
         if not entry:
             continue
@@ -119,24 +296,51 @@ def _search_dirs(rel: str, elf: ElfFile, names: set[str]) -> tuple[list[str], li
                     f"{resolved}, outside the layer",
                 )
             )
-    dirs.append("lib")  # Lambda's LD_LIBRARY_PATH ends with /opt/lib
-    dirs += sorted(
-        {
-            posixpath.dirname(n)
-            for n in names
-            if posixpath.basename(posixpath.dirname(n)).endswith(".libs")
-        }
-    )
     return dirs, problems
 
 
+def _layer_library_path() -> list[str]:
+    """The directories of Lambda's LD_LIBRARY_PATH that are inside a layer."""
+    entries = lambda_environment()["LD_LIBRARY_PATH"].split(":")
+    return [
+        posixpath.normpath(e)[len(LAYER_MOUNT) + 1 :]
+        for e in entries
+        if posixpath.normpath(e).startswith(LAYER_MOUNT + "/")
+    ]
+
+
+def search_dirs(
+    rel: str, elf: ElfFile, interpreter: tuple[str, ElfFile] | None
+) -> tuple[list[str], list[Problem]]:
+    """The layer directories the loader searches for `rel`'s DT_NEEDED, in its order."""
+    dirs, problems = [], []
+    if not elf.runpath:
+        found, bad = _path_dirs(rel, "RPATH", elf.rpath)
+        dirs += found
+        problems += bad
+        if interpreter is not None and interpreter[0] != rel:
+            loader_rel, loader = interpreter
+            if not loader.runpath and loader.rpath:
+                dirs += _path_dirs(loader_rel, "RPATH", loader.rpath)[0]
+    dirs += _layer_library_path()
+    found, bad = _path_dirs(rel, "RUNPATH", elf.runpath)
+    return dirs + found, problems + bad
+
+
 def _check_libraries(
-    rel: str, elf: ElfFile, names: set[str], target: VerifyTarget
+    rel: str,
+    elf: ElfFile,
+    view: LayerView,
+    target: VerifyTarget,
+    interpreter: tuple[str, ElfFile] | None,
 ) -> list[Problem]:
-    dirs, problems = _search_dirs(rel, elf, names)
+    dirs, problems = search_dirs(rel, elf, interpreter)
+    names = view.names()
+    links = {n: t for n, t in names.items() if t is not None}
+    files = {n for n, t in names.items() if t is None}
     system: set[str] = set()
     for needed in elf.needed:
-        if any(posixpath.join(d, needed).lstrip("/") in names for d in dirs):
+        if any(_follow(posixpath.join(d, needed), links, files) for d in dirs):
             continue
         if needed in target.profile.system_libraries:
             system.add(needed)
@@ -146,8 +350,8 @@ def _check_libraries(
             Problem(
                 rel,
                 f"DT_NEEDED {needed}",
-                f"inside the layer (searched {searched}) or a system library of "
-                f"{target.profile.name}",
+                f"where the loader looks in the layer ({searched or 'nowhere'}) or a system "
+                f"library of {target.profile.name}",
                 "neither",
             )
         )
@@ -163,23 +367,40 @@ def _check_libraries(
     return problems
 
 
-def _is_candidate(path: Path) -> bool:
-    return _SO_NAME.fullmatch(path.name) is not None or looks_like_elf(path)
+def _candidates(view: LayerView) -> Iterator[str]:
+    for name, link in sorted(view.names().items()):
+        if link is None and (_SO_NAME.fullmatch(posixpath.basename(name)) or view.is_elf(name)):
+            yield name
 
 
-def verify_tree(root: Path, target: VerifyTarget) -> VerifyReport:
-    """Check every ELF file under `root` (the layer's /opt) against `target`."""
-    entries = tree_entries(root)
-    names = set(entries)
+def verify_layer(
+    view: LayerView, target: VerifyTarget, interpreter: str | None = None
+) -> VerifyReport:
+    """Check every ELF file of a layer against `target`. `interpreter`: where the layer's
+    interpreter must be (None: any ``python/bin/python3.N``)."""
     problems: list[Problem] = []
     elf_files: list[str] = []
-    for rel in entries:
-        path = root / rel
-        if path.is_symlink() or not _is_candidate(path):
-            continue
+    parsed: dict[str, ElfFile] = {}
+    names = view.names()
+    files = {n for n, t in names.items() if t is None}
+    links = {n: t for n, t in names.items() if t is not None}
+    if interpreter is None:
+        interpreter = next((n for n in sorted(names) if _INTERPRETER.fullmatch(n)), None)
+    real_interpreter = None if interpreter is None else _follow(interpreter, links, files)
+    if not names:
+        problems.append(Problem("(layer)", "contents", "a runtime and packages", "nothing"))
+    elif real_interpreter is None:
+        problems.append(
+            Problem(
+                interpreter or "python/bin/python3.N",
+                "interpreter",
+                "the layer's Python interpreter",
+                "no such file",
+            )
+        )
+    for rel in _candidates(view):
         elf_files.append(rel)
-        with path.open("rb") as handle:
-            head = handle.read(16)
+        head = view.head(rel)
         if not head.startswith(ELF_MAGIC):
             problems.append(
                 Problem(
@@ -191,23 +412,26 @@ def verify_tree(root: Path, target: VerifyTarget) -> VerifyReport:
             )
             continue
         try:
-            elf = read_elf(path, label=rel)
+            parsed[rel] = view.elf(rel)
         except ElfError as err:
             problems.append(
                 Problem(rel, "ELF", "a readable ELF file", str(err).removeprefix(f"{rel}: "))
             )
-            continue
+    loader = None
+    if real_interpreter is not None and real_interpreter in parsed:
+        loader = (real_interpreter, parsed[real_interpreter])
+    for rel, elf in parsed.items():
         identity = _check_identity(rel, elf, target)
-        problems += identity or _check_libraries(rel, elf, names, target)
+        problems += identity or _check_libraries(rel, elf, view, target, loader)
     return VerifyReport(target, tuple(elf_files), tuple(sorted(problems)))
 
 
-def verify_path(path: Path, target: VerifyTarget) -> VerifyReport:
+def verify_path(path: Path, target: VerifyTarget, interpreter: str | None = None) -> VerifyReport:
     """Verify a layer directory or a layer zip."""
     if path.is_dir():
-        return verify_tree(path, target)
+        return verify_layer(DirectoryView(path), target, interpreter)
     if zipfile.is_zipfile(path):
-        with tempfile.TemporaryDirectory(prefix="pybuild-verify-") as tmp:
-            extract_layer(path, Path(tmp))
-            return verify_tree(Path(tmp), target)
+        view = ZipView(path)
+        with view.archive:
+            return verify_layer(view, target, interpreter)
     raise PybuildError(f"{path}: neither a directory nor a zip file")

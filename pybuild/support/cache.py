@@ -12,13 +12,13 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from pybuild.errors import FetchError
+from pybuild.support.fsutil import AtomicFile, reclaim_stale
 from pybuild.support.net import TransientError
 
 _CHUNK = 1 << 20
@@ -116,21 +116,16 @@ class Cache:
         Returns (path, sha256, size). Raises `TransientError` for a short body (worth retrying)
         and `FetchError` for wrong content; in both cases nothing is left behind.
         """
-        tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="partial.")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                sha256, size = _copy_verified(want, source, read, handle, progress)
+        with AtomicFile(self.root / "tmp", "download") as out:
+            sha256, size = _copy_verified(want, source, read, out.handle, progress)
             final = self.path(sha256)
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp.chmod(0o644)
-            tmp.replace(final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            out.commit(final)
         return final, sha256, size
+
+    def reclaim(self) -> int:
+        """Remove what killed pybuild processes left in the cache's temporary directory."""
+        return reclaim_stale(self.root / "tmp")
 
 
 def _copy_verified(
@@ -154,8 +149,6 @@ def _copy_verified(
         handle.write(chunk)
         if progress is not None:
             progress(len(chunk))
-    handle.flush()
-    os.fsync(handle.fileno())
     if limit is not None and size < limit:
         raise TransientError(
             f"{want.filename}: truncated: expected {limit} bytes, got {size} from {source}"

@@ -344,6 +344,8 @@ def tar_members(tar: tarfile.TarFile, label: str, select: Select) -> list[TarMem
             raise UnsafeArchiveError(
                 f"{label}: member {info.name!r} is a device, FIFO or other special file"
             )
+        if info.isdir() and info.name.strip("./") == "":
+            continue  # "./", the root itself (Debian's data.tar starts with it)
         split_name(info.name, label)
         mapped = select(info.name.removeprefix("./"))
         if mapped is not None:

@@ -15,8 +15,8 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
@@ -26,6 +26,25 @@ WORKDIR_LOCK = ".pybuild-lock"
 # A temporary file or directory younger than this is never reclaimed: its writer may not have
 # taken its lock yet.
 _RECLAIM_AFTER_SECONDS = 5.0
+
+
+_OPEN_LOCK = threading.Lock()
+_OPEN_FILES: set[Path] = set()  # temporary files being written, by any thread
+_OPEN_DIRS: set[Path] = set()  # work directories in use
+
+
+def discard_open() -> None:
+    """Remove every temporary file and work directory of this process (Ctrl-C: the threads
+    that write them may be blocked in a read and never get to clean up themselves)."""
+    with _OPEN_LOCK:
+        files, dirs = list(_OPEN_FILES), list(_OPEN_DIRS)
+        _OPEN_FILES.clear()
+        _OPEN_DIRS.clear()
+    for path in files:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class AtomicFile:
@@ -41,6 +60,8 @@ class AtomicFile:
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=PARTIAL_SUFFIX)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self.path = Path(tmp_name)
+        with _OPEN_LOCK:
+            _OPEN_FILES.add(self.path)
         self.handle: BinaryIO = os.fdopen(fd, "wb")
         self._done = False
 
@@ -71,11 +92,15 @@ class AtomicFile:
             raise
         self._done = True
         self.handle.close()  # releases the lock
+        with _OPEN_LOCK:
+            _OPEN_FILES.discard(self.path)
 
     def discard(self) -> None:
         self._done = True
         self.handle.close()
         self.path.unlink(missing_ok=True)
+        with _OPEN_LOCK:
+            _OPEN_FILES.discard(self.path)
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -101,6 +126,8 @@ class WorkDir:
         fd = os.open(self.path / WORKDIR_LOCK, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock_fd: int | None = fd
+        with _OPEN_LOCK:
+            _OPEN_DIRS.add(self.path)
 
     def __enter__(self) -> Path:
         return self.path
@@ -115,6 +142,8 @@ class WorkDir:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        with _OPEN_LOCK:
+            _OPEN_DIRS.discard(self.path)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -186,16 +215,3 @@ def check_writable_directory(path: Path, what: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path, "probe"):
         pass
-
-
-@contextlib.contextmanager
-def removing_on_failure(path: Path) -> Iterator[Path]:
-    """Yield `path`; remove it (file or tree) if the block raises."""
-    try:
-        yield path
-    except BaseException:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        raise

@@ -2,13 +2,20 @@
 
 Only the standard library: the bytes are verified by sha256 afterwards, so the transport needs no
 features beyond proxies (urllib honours ``https_proxy``) and the system's CA store.
+
+What is worth retrying: a 5xx or 429, a connection reset, a timeout, a body cut short by the
+network. What is not: a 4xx, a name that does not resolve, a local file that is missing or has
+other bytes, anything after the user pressed Ctrl-C (`CANCELLED`, set by the command line, stops
+every download between two chunks and every wait between two attempts).
 """
 
 from __future__ import annotations
 
 import http.client
-import time
+import socket
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +26,9 @@ from typing import Protocol, Self, TypeVar
 from pybuild import __version__
 
 USER_AGENT = f"pybuild/{__version__}"
-TIMEOUT_SECONDS = 60
+# Seconds a connection may stay silent: a stalled server fails the attempt, not the whole build.
+TIMEOUT_SECONDS = 30
+CANCELLED = threading.Event()
 
 T = TypeVar("T")
 
@@ -43,6 +52,14 @@ class TransientError(Exception):
     """A failure worth retrying: the network, a 5xx, a truncated body."""
 
 
+class NotFoundError(OSError):
+    """The server answered 404 or 410: the file is not (or no longer) there."""
+
+
+class CancelledError(Exception):
+    """The user interrupted pybuild (Ctrl-C): stop, do not retry."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int = 4
@@ -53,23 +70,32 @@ class RetryPolicy:
         action: Callable[[], T],
         on_retry: Callable[[Exception], None] | None = None,
     ) -> T:
-        """Run `action`; retry it on `TransientError` with exponential backoff."""
+        """Run `action`; retry it on `TransientError` with exponential backoff, never after an
+        interrupt."""
         delay = self.backoff_seconds
         for attempt in range(1, self.attempts + 1):
+            if CANCELLED.is_set():
+                raise CancelledError
             try:
                 return action()
             except TransientError as err:
-                if attempt == self.attempts:
+                if attempt == self.attempts or CANCELLED.is_set():
                     raise
                 if on_retry is not None:
                     on_retry(err)
-                time.sleep(delay)
+                if CANCELLED.wait(delay):
+                    raise CancelledError from None
                 delay *= 2
         raise AssertionError("unreachable")
 
 
+def is_local(url: str) -> bool:
+    return urllib.parse.urlsplit(url).scheme == "file"
+
+
 def open_url(url: str, *, accept: str | None = None) -> Response:
-    """Open `url` for reading; raise `TransientError` for retryable failures, OSError otherwise."""
+    """Open `url` for reading; raise `TransientError` for retryable failures, OSError otherwise
+    (`NotFoundError` for a 404)."""
     headers = {"User-Agent": USER_AGENT}
     if accept:
         headers["Accept"] = accept
@@ -79,11 +105,19 @@ def open_url(url: str, *, accept: str | None = None) -> Response:
     except urllib.error.HTTPError as err:
         if err.code >= 500 or err.code == 429:
             raise TransientError(f"HTTP {err.code} {err.reason}") from err
+        if err.code in (404, 410):
+            raise NotFoundError(f"HTTP {err.code} {err.reason}") from None
         raise OSError(f"HTTP {err.code} {err.reason}") from None
     except urllib.error.URLError as err:
-        if isinstance(err.reason, FileNotFoundError | IsADirectoryError | PermissionError):
-            raise OSError(str(err.reason)) from None
-        raise TransientError(str(err.reason)) from err
+        reason = err.reason
+        if isinstance(reason, socket.gaierror):
+            host = urllib.parse.urlsplit(url).hostname
+            raise OSError(f"cannot resolve {host} ({reason.strerror})") from None
+        if isinstance(reason, OSError) and is_local(url):
+            raise OSError(reason.strerror or str(reason)) from None
+        if isinstance(reason, FileNotFoundError | IsADirectoryError | PermissionError):
+            raise OSError(str(reason)) from None
+        raise TransientError(str(reason)) from err
     except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
         raise TransientError(str(err) or type(err).__name__) from err
     return response
@@ -94,9 +128,12 @@ class Readable(Protocol):
 
 
 def read_chunks(source: Readable, chunk_size: int = 1 << 20) -> Callable[[], bytes]:
-    """A chunk reader that turns mid-body connection failures into `TransientError`."""
+    """A chunk reader that turns mid-body connection failures into `TransientError` and stops
+    at the next chunk once pybuild is interrupted."""
 
     def read() -> bytes:
+        if CANCELLED.is_set():
+            raise CancelledError
         try:
             return source.read(chunk_size)
         except (TimeoutError, ConnectionError, http.client.HTTPException) as err:

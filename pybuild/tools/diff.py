@@ -8,14 +8,13 @@ compression). Exit 0 when the zips are byte-identical, 1 when they differ, 2 on 
 from __future__ import annotations
 
 import difflib
-import tempfile
+import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.elf.reader import read_elf
 from pybuild.elf.types import ELF_MAGIC, ElfError
-from pybuild.support.layerzip import LayerZipError, Member, read_members
+from pybuild.support.extract import UnsafeArchiveError, ZipMember, zip_members
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +30,8 @@ class ZipDiff:
     removed: tuple[str, ...]
     changed: tuple[Change, ...]
     archive_only: tuple[str, ...]  # differences of the archive itself, not of any entry
+    sha256_a: str = ""
+    sha256_b: str = ""
 
     def lines(self, limit: int | None = None) -> list[str]:
         out = [f"+ {name}" for name in self.added]
@@ -40,23 +41,21 @@ class ZipDiff:
         return out if limit is None else out[:limit]
 
 
-def _read(path: Path) -> tuple[zipfile.ZipFile, dict[str, Member]]:
+def _read(path: Path) -> tuple[zipfile.ZipFile, dict[str, ZipMember]]:
     try:
         archive = zipfile.ZipFile(path)
-        return archive, {m.name: m for m in read_members(archive)}
+        return archive, {m.name: m for m in zip_members(archive, str(path))}
     except (zipfile.BadZipFile, OSError) as err:
-        raise LayerZipError(f"{path}: cannot read the zip: {err}") from None
+        raise UnsafeArchiveError(f"{path}: cannot read the zip: {err}") from None
 
 
 def _elf_detail(a: bytes, b: bytes) -> str:
-    with tempfile.TemporaryDirectory(prefix="pybuild-diff-") as tmp:
-        pa, pb = Path(tmp) / "a", Path(tmp) / "b"
-        pa.write_bytes(a)
-        pb.write_bytes(b)
-        try:
-            ea, eb = read_elf(pa, "a"), read_elf(pb, "b")
-        except ElfError as err:
-            return f"ELF, unreadable ({err})"
+    from pybuild.elf.reader import read_elf_bytes
+
+    try:
+        ea, eb = read_elf_bytes(a, "a"), read_elf_bytes(b, "b")
+    except ElfError as err:
+        return f"ELF, unreadable ({err})"
     sections_a = {s.name: a[s.offset : s.end] for s in ea.sections}
     sections_b = {s.name: b[s.offset : s.end] for s in eb.sections}
     differing = sorted(
@@ -96,7 +95,7 @@ def _content_detail(name: str, a: bytes, b: bytes) -> str:
     return f"text: {changed} lines differ ({len(a):,} -> {len(b):,} bytes)"
 
 
-def _metadata_detail(ma: Member, mb: Member) -> list[str]:
+def _metadata_detail(ma: ZipMember, mb: ZipMember) -> list[str]:
     out = []
     if ma.mode != mb.mode or ma.kind != mb.kind:
         out.append(f"mode {ma.kind} {ma.mode:o} -> {mb.kind} {mb.mode:o}")
@@ -140,4 +139,12 @@ def diff_zips(path_a: Path, path_b: Path) -> ZipDiff:
                 "the archives' bytes differ outside the entries' contents "
                 "(headers, comment or layout)"
             )
-    return ZipDiff(bytes_a == bytes_b, added, removed, tuple(changed), tuple(archive_only))
+    return ZipDiff(
+        bytes_a == bytes_b,
+        added,
+        removed,
+        tuple(changed),
+        tuple(archive_only),
+        hashlib.sha256(bytes_a).hexdigest(),
+        hashlib.sha256(bytes_b).hexdigest(),
+    )

@@ -12,8 +12,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from pybuild.errors import PybuildError
 from pybuild.model.layerfile import Layer
-from pybuild.stages.bytecode import BytecodeError, find_compiler
+from pybuild.model.lockfile import read_lock
+from pybuild.runtimes.compiler import emulator, host_arch, probe
+from pybuild.runtimes.debian_archive import DEFAULT_MIRRORS
+from pybuild.smoke.sysroot import RELEASE as SYSROOT_RELEASE
+from pybuild.stages.fetch import DEBIAN_EXAMPLE
 from pybuild.support.cache import Cache, Want
 from pybuild.support.index import configured_indexes, project_files
 from pybuild.support.net import RetryPolicy, TransientError, open_url
@@ -30,13 +35,31 @@ class Finding:
 
 
 def _compiler(layer: Layer, python: str | None) -> Finding:
-    wanted = layer.target.python_str
+    """Which CPython would compile the bytecode on this machine."""
+    name = f"bytecode compiler (CPython {layer.target.python})"
+    if python is not None:
+        found = probe((python,))
+        ok = found is not None and found[0] == "cpython" and layer.target.python.matches(found[1])
+        shown = f"{found[0]} {found[1]}" if found else "nothing that runs"
+        return Finding(name, ok, f"--python {python}: {shown} (not pinned by the lock)")
     try:
-        compiler = find_compiler(layer.target.python, python)
-    except BytecodeError as err:
-        return Finding(f"CPython {wanted} for bytecode", False, str(err))
+        lock = read_lock(layer.lock_path)
+    except PybuildError as err:
+        return Finding(name, False, f"{err}")
+    host = host_arch()
+    pinned = lock.compiler(host) if host is not None else None
+    if pinned is not None:
+        return Finding(
+            name, True, f"pinned for this {host.value if host else '?'} host: {pinned.description}"
+        )
+    qemu = emulator(lock.target.arch)
+    if qemu is not None:
+        return Finding(name, True, f"none pinned for this host: the runtime runs under {qemu}")
     return Finding(
-        f"CPython {wanted} for bytecode", True, f"{compiler.executable} ({compiler.version})"
+        name,
+        False,
+        f"none pinned for this {platform.machine()} host and no qemu-{lock.target.arch.value}-"
+        "static to run the runtime's own: install qemu-user-static, or pass --python",
     )
 
 
@@ -54,25 +77,20 @@ def _emulation(layer: Layer, cache: Cache) -> list[Finding]:
     ]
     if arch == "aarch64":
         built = sorted((cache.root / "sysroot").glob("*/lib/ld-linux-aarch64.so.1"))
-        foreign = (
-            subprocess.run(
-                ["dpkg", "--print-foreign-architectures"],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.split()
-            if shutil.which("dpkg")
-            else []
-        )
-        ok = bool(built) or "arm64" in foreign
-        detail = (
-            f"cached: {built[-1].parent.parent}"
-            if built
-            else "buildable from Debian's arm64 packages"
-            if ok
-            else "give --sysroot DIR (e.g. extracted from a Lambda base image), or on Debian: "
-            "dpkg --add-architecture arm64 && apt-get update"
-        )
+        if built:
+            detail, ok = f"cached: {built[-1].parent.parent}", True
+        else:
+            release = f"{DEFAULT_MIRRORS['debian']}/dists/{SYSROOT_RELEASE}/InRelease"
+            try:
+                with open_url(release) as response:
+                    response.read(1)
+                detail, ok = f"buildable from Debian's arm64 packages ({release})", True
+            except (OSError, TransientError) as err:
+                detail, ok = (
+                    f"{release}: {err}; give --sysroot DIR (e.g. extracted from a Lambda base "
+                    "image)",
+                    False,
+                )
         findings.append(Finding("arm64 sysroot for the smoke test", ok, detail))
     return findings
 
@@ -129,21 +147,31 @@ def _index(index_url: str | None) -> Finding:
 
 
 def _runtime(layer: Layer, cache: Cache) -> Finding:
-    runtime = layer.runtime
-    path, _ = cache.lookup(Want(runtime.filename, runtime.sha256, runtime.size))
-    if path is not None:
-        return Finding("runtime cached or reachable", True, f"cached: {path}")
+    """Whether the lock's runtime files are cached or their source answers."""
+    name = "runtime cached or reachable"
     try:
-        with open_url(runtime.url) as response:
-            response.read(1)
-    except (OSError, TransientError) as err:
-        return Finding(
-            "runtime cached or reachable",
-            False,
-            f"{runtime.url}: {err}; download {runtime.filename} elsewhere and run "
-            "`pybuild fetch --from DIR`, or pass --runtime-url",
-        )
-    return Finding("runtime cached or reachable", True, runtime.url)
+        lock = read_lock(layer.lock_path)
+    except PybuildError as err:
+        return Finding(name, False, str(err))
+    from pybuild.pipeline import mirrors_of
+    from pybuild.stages.fetch import Artifact
+
+    for file in lock.runtime.files:
+        path, _ = cache.lookup(Want(file.filename, file.sha256, file.size))
+        if path is not None:
+            continue
+        url = Artifact.for_file(file, "runtime", mirrors_of(layer, lock)).urls[0]
+        try:
+            with open_url(url) as response:
+                response.read(1)
+        except (OSError, TransientError) as err:
+            return Finding(
+                name,
+                False,
+                f"{url}: {err}; download {file.filename} elsewhere and pass --from DIR, or "
+                f"--runtime-url; without GitHub, {DEBIAN_EXAMPLE} uses Debian's Python",
+            )
+    return Finding(name, True, lock.runtime.description)
 
 
 def diagnose(

@@ -1,0 +1,313 @@
+"""One function per command: call the stage that does the work, print what it found.
+
+Nothing here builds, checks or decides: the stages and tools do (`pybuild.pipeline`,
+`pybuild.stages.*`, `pybuild.tools.*`, `pybuild.smoke.*`). Imports are local so that
+``pybuild verify MISSING`` answers before LIEF or rich are loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pybuild.errors import PybuildError
+from pybuild.ui import Ui
+
+if TYPE_CHECKING:
+    from pybuild.stages.verify import VerifyTarget
+
+
+def _require_files(*paths: Path) -> None:
+    for path in paths:
+        if not path.is_file():
+            raise PybuildError(f"{path}: no such file")
+
+
+def lock(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+    from pybuild.model.lockfile import current_lock
+    from pybuild.model.requirements import load_requirements
+    from pybuild.stages.lock import create_lock
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.fsutil import atomic_write_text
+    from pybuild.support.index import configured_indexes
+
+    layer = load_layer(args.layer)
+    pins = load_requirements(layer.requirements)
+    if args.check:
+        current_lock(layer, pins)
+        ui.info(f"{layer.lock_path} is up to date")
+        return 0
+    created = create_lock(
+        layer,
+        pins,
+        indexes=configured_indexes(args.index_url),
+        cache=Cache(default_cache_dir()),
+        ui=ui,
+    )
+    atomic_write_text(layer.lock_path, created.to_json())
+    hosts = ", ".join(arch.value for arch, _ in created.compilers) or "none"
+    ui.info(
+        f"wrote {layer.lock_path}: {created.runtime.description}, {len(created.wheels)} wheels, "
+        f"bytecode compilers pinned for {hosts} hosts"
+    )
+    return 0
+
+
+def fetch(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+    from pybuild.model.lockfile import read_lock
+    from pybuild.pipeline import mirrors_of
+    from pybuild.runtimes.compiler import host_arch
+    from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.index import configured_indexes
+
+    layer = load_layer(args.layer)
+    locked = read_lock(layer.lock_path)
+    cache = Cache(default_cache_dir())
+    artifacts = lock_artifacts(
+        locked, host=host_arch(), mirrors=mirrors_of(layer, locked), runtime_url=args.runtime_url
+    )
+    results = fetch_artifacts(
+        artifacts,
+        cache,
+        indexes=configured_indexes(args.index_url),
+        ui=ui,
+        offline=args.offline,
+        seed_dir=args.from_dir,
+        jobs=args.jobs,
+    )
+    counts = {
+        how: sum(1 for r in results if r.how == how) for how in ("downloaded", "seeded", "cached")
+    }
+    summary = ", ".join(f"{n} {how}" for how, n in counts.items() if n)
+    ui.info(f"{len(results)} artifacts in {cache.root}: {summary}")
+    return 0
+
+
+def build(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+    from pybuild.pipeline import BuildRequest, Sources, build, prepare
+    from pybuild.stages.archive import zip_epoch
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.fsutil import check_writable_directory
+    from pybuild.support.index import configured_indexes
+
+    layer = load_layer(args.layer)
+    cache = Cache(default_cache_dir())
+    check_writable_directory(args.out, "--out")
+    check_writable_directory(cache.root, "the cache")
+    sources = Sources(
+        indexes=configured_indexes(args.index_url),
+        offline=args.offline,
+        seed_dir=args.from_dir,
+        runtime_url=args.runtime_url,
+        python=args.python,
+        emulate_compiler=args.emulate_compiler,
+        sysroot=args.sysroot,
+    )
+    locked, files, compiler, tools = prepare(layer, sources, cache, ui)
+    request = BuildRequest(
+        layer=layer,
+        lock=locked,
+        files=files,
+        out_dir=args.out,
+        cache=cache,
+        compiler=compiler,
+        tools=tools,
+        epoch=zip_epoch(os.environ.get("SOURCE_DATE_EPOCH")),
+        strict=args.strict,
+        reverse_order=args.creation_order == "reversed",
+    )
+    result = build(request, ui)
+    archive = result.archive
+    ui.info(f"{archive.path}: {archive.size:,} bytes, sha256 {archive.sha256}")
+    ui.info(f"report: {result.report_path} (and .txt)")
+    if result.deploy is not None:
+        ui.info(
+            f"deploy: {result.deploy.publish.name} (aws lambda publish-layer-version "
+            f"--cli-input-json file://... --zip-file fileb://...), "
+            f"{result.deploy.serverless.name}, {result.deploy.sam.name}"
+        )
+    if args.check:
+        from pybuild.tools.repro import check_reproducible
+
+        check_reproducible(layer, request, result, sources, ui)
+    if args.smoke:
+        return _smoke(archive.path, layer, args, ui)
+    return 0
+
+
+def _smoke(zip_path: Path, layer: object, args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import Layer
+    from pybuild.smoke.runner import Trace, never_loaded, smoke_zip, spec_for_layer
+    from pybuild.support.cache import default_cache_dir
+    from pybuild.support.fsutil import atomic_write_text
+    from pybuild.support.jsonout import dumps_stable
+
+    assert isinstance(layer, Layer)  # noqa: S101
+    cache_dir = default_cache_dir()
+    spec = spec_for_layer(
+        layer,
+        cache_dir=cache_dir,
+        ui=ui,
+        sysroot=args.sysroot,
+        trace=args.trace is not None,
+        relocate=args.relocate,
+    )
+    ui.info(f"smoke test of {zip_path}")
+    result = smoke_zip(zip_path, spec, cache_dir / "tmp")
+    print(f"smoke: {result.how}")
+    for check in result.checks:
+        print(f"{'PASS' if check.ok else 'FAIL'}  {check.name}")
+        if not check.ok and check.detail:
+            for line in check.detail.splitlines():
+                print(f"      {line}")
+    if args.trace is not None:
+        subtrees = never_loaded(zip_path, result.loaded)
+        atomic_write_text(args.trace, dumps_stable(Trace(result.loaded, tuple(subtrees))))
+        print(
+            f"trace: {len(result.loaded)} files loaded; largest subtrees never loaded "
+            f"(full list in {args.trace}):"
+        )
+        for subtree in subtrees[:15]:
+            print(f"  {subtree.bytes:>12,}  {subtree.files:>5} files  {subtree.path}")
+    failed = sum(1 for c in result.checks if not c.ok)
+    if failed:
+        print(f"smoke: {failed} of {len(result.checks)} checks failed")
+        return 1
+    print(f"smoke: all {len(result.checks)} checks passed")
+    return 0
+
+
+def smoke(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+
+    _require_files(args.zip)
+    return _smoke(args.zip, load_layer(args.layer), args, ui)
+
+
+def diff(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.tools.diff import diff_zips
+
+    _require_files(args.a, args.b)
+    difference = diff_zips(args.a, args.b)
+    if difference.identical:
+        ui.info(f"{args.a} and {args.b} are identical")
+        return 0
+    print(
+        f"{args.a} -> {args.b}: {len(difference.added)} added, {len(difference.removed)} "
+        f"removed, {len(difference.changed)} changed"
+    )
+    for line in difference.lines():
+        print(line)
+    return 1
+
+
+def report(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.stages.report import zip_table
+
+    _require_files(args.zip)
+    print(zip_table(args.zip), end="")
+    return 0
+
+
+def strip(args: argparse.Namespace, ui: Ui) -> int:
+    missing = [str(p) for p in args.paths if not p.exists() and not p.is_symlink()]
+    if missing:
+        raise PybuildError(f"no such file or directory: {', '.join(missing)}")
+    from pybuild.stages.strip import strip_paths
+
+    results = strip_paths(args.paths)
+    for result in results:
+        if result.status == "stripped":
+            ui.info(
+                f"stripped  {result.path}: {result.size_before:,} -> {result.size_after:,} "
+                f"bytes (-{result.saved:,})"
+            )
+        elif result.status == "refused":
+            ui.warn(f"left as it was: {result.path}: {result.reason}")
+        else:
+            ui.info(f"unchanged {result.path}: {result.reason}")
+    before = sum(r.size_before for r in results)
+    after = sum(r.size_after for r in results)
+    stripped = sum(1 for r in results if r.status == "stripped")
+    ui.info(
+        f"{len(results)} ELF files, {stripped} stripped: {before:,} -> {after:,} bytes "
+        f"(saved {before - after:,})"
+    )
+    return 0
+
+
+def verify(args: argparse.Namespace, ui: Ui) -> int:
+    if not args.path.exists():
+        raise PybuildError(f"{args.path}: no such file or directory")
+    if bool(args.arch) != bool(args.glibc):
+        raise PybuildError("--arch and --glibc go together (or use --layer)")
+    from pybuild.stages.verify import verify_path
+
+    target, interpreter = _verify_target(args)
+    result = verify_path(args.path, target, interpreter)
+    if args.json:
+        from pybuild.support.fsutil import atomic_write_text
+        from pybuild.support.jsonout import dumps_stable
+
+        atomic_write_text(args.json, dumps_stable(result.summary()))
+    if result.ok:
+        ui.info(f"{args.path}: {len(result.elf_files)} ELF files fit {target.describe()}")
+        return 0
+    bad_files = len({p.path for p in result.problems})
+    print(
+        f"{args.path}: {len(result.problems)} problems in {bad_files} of "
+        f"{len(result.elf_files)} ELF files for {target.describe()}:"
+    )
+    for problem in result.problems:
+        print(f"  {problem}")
+    return 1
+
+
+def _verify_target(args: argparse.Namespace) -> tuple[VerifyTarget, str | None]:
+    """The target (and where its interpreter is) from --arch/--glibc/--profile or the layer."""
+    from pybuild.elf.policy import profile_for
+    from pybuild.model.target import Arch
+    from pybuild.model.versions import GlibcVersion
+    from pybuild.stages.verify import verify_target
+
+    if args.arch:
+        try:
+            glibc = GlibcVersion.parse(args.glibc)
+        except ValueError as err:
+            raise PybuildError(f"--glibc: {err}") from None
+        return verify_target(Arch(args.arch), glibc, profile_for(glibc, args.profile)), None
+    from pybuild.model.layerfile import load_layer
+    from pybuild.runtimes import provider
+
+    layer = load_layer(args.layer)
+    profile = profile_for(layer.target.glibc, args.profile) if args.profile else layer.profile
+    layout = provider(layer.runtime.provider).layout(layer.target)
+    return verify_target(layer.target.arch, layer.target.glibc, profile), layout.interpreter
+
+
+def doctor(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.tools.doctor import diagnose, problems
+
+    findings = diagnose(
+        load_layer(args.layer),
+        Cache(default_cache_dir()),
+        python=args.python,
+        index_url=args.index_url,
+    )
+    for finding in findings:
+        status = "PASS" if finding.ok else "note" if finding.optional else "FAIL"
+        print(f"{status}  {finding.name}: {finding.detail}")
+    failed = problems(findings)
+    if failed:
+        print(f"doctor: {len(failed)} of {len(findings)} checks failed")
+        return 1
+    print("doctor: ready to lock, build and smoke-test")
+    return 0

@@ -1,0 +1,157 @@
+"""The bytecode compiler: a pinned CPython, never the one that happens to run pybuild.
+
+The lock pins, for each build-host architecture, the runtime's own CPython (same version, same
+release, same provider). `select_compiler` unpacks the one for this host into the cache
+(``compilers/<sha256 of its files>``, published by a rename) and runs it natively; where none is
+pinned for this host, it runs the target runtime's interpreter under ``qemu-<arch>-static`` with a
+sysroot: slower, the same bytes. ``--python PATH`` remains as an escape hatch: the report and the
+SBOM then say "compiler not pinned".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pybuild.errors import PybuildError
+from pybuild.model.lockfile import Lock, LockedRuntime
+from pybuild.model.target import Arch
+from pybuild.runtimes import provider
+from pybuild.support import proc
+from pybuild.support.cache import Cache
+from pybuild.support.fsutil import WorkDir, reclaim_stale
+from pybuild.ui import Ui
+
+_PROBE = "import sys; print(sys.implementation.name, sys.version.split()[0])"
+
+
+class CompilerError(PybuildError):
+    """No CPython that may compile the layer's bytecode can be run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compiler:
+    """How to run the CPython that compiles the layer's bytecode."""
+
+    command: tuple[str, ...]  # argv up to and including the interpreter
+    version: str  # "3.11.15"
+    pinned: LockedRuntime | None  # None: --python, not pinned by the lock
+    how: str  # "native", "qemu-aarch64-static", or "--python"
+
+    def describe(self) -> str:
+        if self.pinned is None:
+            return f"CPython {self.version} from --python {self.command[-1]} (compiler not pinned)"
+        files = ", ".join(f.filename for f in self.pinned.files)
+        return f"CPython {self.version}, pinned ({files}), {self.how}"
+
+
+def host_arch() -> Arch | None:
+    """This machine's architecture, if Lambda has it."""
+    try:
+        return Arch(platform.machine())
+    except ValueError:
+        return None
+
+
+def probe(command: tuple[str, ...]) -> tuple[str, str] | None:
+    """(implementation, version) of an interpreter, or None if it does not run."""
+    try:
+        completed = proc.run([*command, "-S", "-P", "-c", _PROBE], env={}, cwd="/", timeout=300)
+    except (OSError, TimeoutError, PybuildError):
+        return None
+    except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired and the like
+        return None
+    out = completed.stdout.split()
+    return (out[0], out[1]) if completed.returncode == 0 and len(out) == 2 else None
+
+
+def _unpacked(runtime: LockedRuntime, files: Mapping[str, Path], cache: Cache) -> Path:
+    """The runtime's files unpacked once into the cache; its interpreter."""
+    key = hashlib.sha256(
+        "\n".join(sorted(f"{f.filename} {f.sha256}" for f in runtime.files)).encode()
+    ).hexdigest()
+    parent = cache.root / "compilers"
+    final = parent / key
+    marker = final / ".pybuild-interpreter"
+    if marker.is_file():
+        return final / marker.read_text(encoding="utf-8").strip()
+    reclaim_stale(parent, prefix=".unpack-")
+    work = WorkDir(parent, ".unpack-")
+    try:
+        tree = work.path / "tree"
+        interpreter = provider(runtime.provider).unpack_compiler(runtime, files, tree)
+        (tree / ".pybuild-interpreter").write_text(
+            interpreter.relative_to(tree).as_posix() + "\n", encoding="utf-8"
+        )
+        try:
+            tree.rename(final)
+        except OSError:
+            if not marker.is_file():
+                raise
+    finally:
+        work.cleanup()
+    return final / marker.read_text(encoding="utf-8").strip()
+
+
+def _checked(command: tuple[str, ...], runtime: LockedRuntime, how: str) -> Compiler:
+    found = probe(command)
+    if found != ("cpython", runtime.python_version):
+        shown = f"{found[0]} {found[1]}" if found else "nothing that runs"
+        raise CompilerError(
+            f"the pinned compiler ({runtime.description}) should be CPython "
+            f"{runtime.python_version} but runs as {shown} ({how})"
+        )
+    return Compiler(command, runtime.python_version, runtime, how)
+
+
+def emulator(arch: Arch) -> str | None:
+    return shutil.which(f"qemu-{arch.value}-static") or shutil.which(f"qemu-{arch.value}")
+
+
+def select_compiler(
+    lock: Lock,
+    files: Mapping[str, Path],
+    cache: Cache,
+    ui: Ui,
+    *,
+    python: str | None = None,
+    emulate: bool = False,
+    sysroot: Path | None = None,
+) -> Compiler:
+    """The compiler for this build: `python` (not pinned), the lock's for this host, or the
+    target runtime under qemu (`emulate`, or no pinned compiler for this host)."""
+    minor = str(lock.target.python)
+    if python is not None:
+        found = probe((python,))
+        if found is None or found[0] != "cpython" or not found[1].startswith(f"{minor}."):
+            shown = f"{found[0]} {found[1]}" if found else "nothing that runs"
+            raise CompilerError(f"--python {python}: expected CPython {minor}, found {shown}")
+        return Compiler((python,), found[1], None, "--python")
+    host = host_arch()
+    pinned = lock.compiler(host) if host is not None else None
+    if pinned is not None and not emulate:
+        if any(f.sha256 not in files for f in pinned.files):
+            raise CompilerError(f"the pinned compiler for {host} hosts was not fetched")
+        return _checked((str(_unpacked(pinned, files, cache)),), pinned, "native")
+    target = lock.target.arch
+    qemu = emulator(target)
+    if qemu is None:
+        raise CompilerError(
+            f"no bytecode compiler is pinned for this {platform.machine()} host, and running "
+            f"the {target.value} runtime needs qemu-{target.value}-static (Debian: "
+            "qemu-user-static); or pass --python PATH (a CPython "
+            f"{minor}; the zip then depends on its exact version)"
+        )
+    if sysroot is None:
+        if target is not Arch.AARCH64:
+            raise CompilerError(f"no sysroot to emulate the {target.value} runtime; pass --sysroot")
+        from pybuild.smoke.sysroot import build_sysroot
+
+        sysroot = build_sysroot(cache.root, ui)
+    interpreter = _unpacked(lock.runtime, files, cache)
+    how = f"{Path(qemu).name} (the target runtime, emulated)"
+    return _checked((qemu, "-L", str(sysroot), str(interpreter)), lock.runtime, how)
