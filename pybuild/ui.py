@@ -20,6 +20,8 @@ from rich.progress import (
 
 from pybuild.errors import PybuildError
 
+LOG_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
 
 class Ui:
     def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
@@ -42,10 +44,33 @@ class Ui:
             self.console.print(f"  {detail}", markup=False, soft_wrap=True)
 
     @contextlib.contextmanager
+    def _log_progress(
+        self, description: str, total: int, unit: Callable[[int], str]
+    ) -> Iterator[Callable[[int], None]]:
+        """Progress for a log, not a terminal: a line every `LOG_EVERY` seconds of work."""
+        done = 0
+        last = time.monotonic()
+
+        def advance(n: int) -> None:
+            nonlocal done, last
+            with self._lock:
+                done += n
+                now = time.monotonic()
+                if now - last >= LOG_EVERY:
+                    last = now
+                    self.info(f"{description}: {done / total:.0%} ({unit(done)} of {unit(total)})")
+
+        yield advance
+
+    @contextlib.contextmanager
     def transfer(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
         """A byte progress bar; yields a thread-safe `advance(n)` (n may be negative)."""
         if self.quiet or total <= 0:
             yield lambda _n: None
+            return
+        if not self.console.is_terminal:
+            with self._log_progress(description, total, lambda n: f"{n / 1e6:.1f} MB") as advance:
+                yield advance
             return
         columns = (
             TextColumn("{task.description}"),

@@ -10,6 +10,8 @@ import hashlib
 import html
 import io
 import json
+import platform
+import sys
 import tarfile
 import threading
 import zipfile
@@ -18,7 +20,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from pybuild.model.layerfile import Layer, Provider
+from pybuild.model.lockfile import Inputs, Lock, LockedFile, LockedRuntime, LockedWheel
+from pybuild.runtimes.compiler import Compiler
+from pybuild.support.cache import file_sha256
 
 
 def sha256_of(path: Path) -> str:
@@ -81,7 +88,7 @@ def make_sdist(directory: Path, name: str, version: str) -> Path:
 
 def make_runtime_archive(
     directory: Path,
-    name: str = "cpython-3.11.15+20260414-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz",
+    name: str = "cpython-3.11.15+20990101-aarch64-unknown-linux-gnu-install_only.tar.gz",
     payload: bytes = b"#!/bin/false\n",
 ) -> Path:
     """A small tarball in PBS layout (python/bin/python3.11) standing in for a runtime archive."""
@@ -101,7 +108,7 @@ HOST_STDLIB = Path(tarfile.__file__).parent
 
 def make_fake_runtime(
     directory: Path,
-    name: str = "cpython-3.11.15+20260414-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz",
+    name: str = "cpython-3.11.15+20990101-aarch64-unknown-linux-gnu-install_only.tar.gz",
     extra: dict[str, bytes] | None = None,
     links: dict[str, str] | None = None,
 ) -> Path:
@@ -302,6 +309,9 @@ def serve_index(state: IndexServer) -> Iterator[IndexServer]:
         server.server_close()
 
 
+FAKE_RELEASE = "20990101"  # not in pybuild's table of PBS assets: no compiler is pinned for it
+
+
 def write_layer(
     directory: Path,
     requirements: str,
@@ -312,13 +322,16 @@ def write_layer(
     name: str = "testlayer",
     extra: str = "",
 ) -> Path:
-    """Write layer.toml + requirements.txt; the runtime is a local file:// URL when given."""
+    """Write layer.toml + requirements.txt; the runtime is a local file:// URL when given.
+
+    The runtime's release is one pybuild's table does not know, so no compiler is pinned for it:
+    builds of such a layer pass `--python` (`python_args()`), the escape hatch."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "requirements.txt").write_text(requirements, encoding="utf-8")
     if runtime is None:
         runtime = make_runtime_archive(
             directory / "runtime",
-            name=f"cpython-3.11.15+20260414-{arch}-unknown-linux-gnu-install_only_stripped.tar.gz",
+            name=f"cpython-3.11.15+{FAKE_RELEASE}-{arch}-unknown-linux-gnu-install_only.tar.gz",
         )
     layer = directory / "layer.toml"
     layer.write_text(
@@ -331,8 +344,50 @@ def write_layer(
         f'url = "{runtime.as_uri()}"\n'
         f'sha256 = "{sha256_of(runtime)}"\n'
         f"size = {runtime.stat().st_size}\n"
-        'python_version = "3.11.15"\nrelease = "20260414"\n'
-        f'triple = "{arch}-unknown-linux-gnu"\nflavor = "install_only_stripped"\n',
+        f'python_version = "3.11.15"\nrelease = "{FAKE_RELEASE}"\n'
+        'flavor = "install_only"\n',
         encoding="utf-8",
     )
     return layer
+
+
+def python_args() -> list[str]:
+    """`--python` with this interpreter: the compiler for layers whose runtime is a fixture."""
+    return ["--python", sys.executable]
+
+
+def host_compiler() -> Compiler:
+    """This interpreter as the bytecode compiler (not pinned: fixture runtimes are no Python)."""
+    return Compiler((sys.executable,), platform.python_version(), None, "--python")
+
+
+def fixture_lock(layer: Layer, runtime: Path, wheels: list[Path]) -> tuple[Lock, dict[str, Path]]:
+    """A lock of `layer` made without uv: the runtime archive and these wheel files; and the
+    fetched-files mapping `pipeline.build` takes."""
+    sha256, size = file_sha256(runtime)
+    locked_runtime = LockedRuntime(
+        provider=Provider.PBS,
+        python_version="3.11.15",
+        description=f"fixture runtime {runtime.name}",
+        files=(LockedFile(filename=runtime.name, sha256=sha256, size=size, url=runtime.as_uri()),),
+    )
+    locked_wheels = []
+    files = {sha256: runtime}
+    for wheel in wheels:
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        digest, length = file_sha256(wheel)
+        locked_wheels.append(
+            LockedWheel(
+                name=name, version=str(version), filename=wheel.name, sha256=digest, size=length
+            )
+        )
+        files[digest] = wheel
+    lock = Lock(
+        name=layer.name,
+        target=layer.target,
+        runtime=locked_runtime,
+        compilers=(),
+        wheels=tuple(locked_wheels),
+        inputs=Inputs(layer="0" * 64, requirements="0" * 64),
+    )
+    return lock, files

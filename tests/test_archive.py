@@ -1,4 +1,5 @@
-"""The zip writer: same tree, same bytes, whatever the machine did to the files."""
+"""The zip writer: same tree, same bytes, whatever the machine did to the files; a compression
+cache that is verified on every read; a fixed point of Debian's strip-nondeterminism."""
 
 from __future__ import annotations
 
@@ -6,10 +7,43 @@ import os
 import zipfile
 from pathlib import Path
 
+import shutil
+import subprocess
+
 import deflate
 import pytest
 
-from pybuild.stages.archive import EPOCH_1980, ArchiveError, write_zip, zip_epoch
+from pybuild.model.layerfile import SymlinkPolicy
+from pybuild.stages.archive import (
+    DEFAULT_EPOCH,
+    EPOCH_1980,
+    ArchiveError,
+    ArchiveResult,
+    Compressor,
+    sources_from_directory,
+    write_zip,
+    zip_epoch,
+)
+
+
+def _zip(
+    root: Path,
+    out: Path,
+    *,
+    epoch: int = DEFAULT_EPOCH,
+    level: int = 6,
+    symlinks: SymlinkPolicy = SymlinkPolicy.COPY_SMALL,
+    cache: Path | None = None,
+) -> ArchiveResult:
+    compressor = Compressor(level, "test-compressor", cache)
+    return write_zip(
+        sources_from_directory(root),
+        root,
+        out,
+        epoch=epoch,
+        compressor=compressor,
+        symlinks=symlinks,
+    )
 
 
 def _tree(root: Path, order: list[str], mode: int = 0o644) -> None:
@@ -33,7 +67,8 @@ ORDER = ["b/z.txt", "a.txt", "b/c/d.py", "bin/tool", "lib/x.so"]
 
 
 def test_epoch() -> None:
-    assert zip_epoch(None) == EPOCH_1980 == zip_epoch("") == zip_epoch("5")
+    assert zip_epoch(None) == DEFAULT_EPOCH == zip_epoch("") == EPOCH_1980 + 43260
+    assert zip_epoch("5") == EPOCH_1980
     assert zip_epoch("1700000001") == 1700000000  # even seconds
     assert zip_epoch("99999999999") == 4354819198
     with pytest.raises(ArchiveError, match="not an integer"):
@@ -51,8 +86,8 @@ def test_same_bytes_whatever_the_file_system_did(tmp_path: Path) -> None:
     for path in second.rglob("*"):
         if not path.is_symlink():
             os.utime(path, (1_000_000_000, 1_000_000_000))
-    a = write_zip(first, tmp_path / "a.zip", epoch=EPOCH_1980, level=12)
-    b = write_zip(second, tmp_path / "b.zip", epoch=EPOCH_1980, level=12)
+    a = _zip(first, tmp_path / "a.zip", level=12)
+    b = _zip(second, tmp_path / "b.zip", level=12)
     assert a.sha256 == b.sha256
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
     assert a.copied_links == (("b/link", "z.txt"),)
@@ -70,7 +105,7 @@ def test_same_bytes_whatever_the_file_system_did(tmp_path: Path) -> None:
 
 def test_entries_are_explicit(tmp_path: Path) -> None:
     _tree(tmp_path / "t", ORDER)
-    result = write_zip(tmp_path / "t", tmp_path / "out.zip", epoch=zip_epoch("1700000001"), level=6)
+    result = _zip(tmp_path / "t", tmp_path / "out.zip", epoch=zip_epoch("1700000001"))
     with zipfile.ZipFile(tmp_path / "out.zip") as archive:
         assert archive.testzip() is None
         infos = archive.infolist()
@@ -108,26 +143,90 @@ def test_entries_are_explicit(tmp_path: Path) -> None:
 
 def test_store_symlinks(tmp_path: Path) -> None:
     _tree(tmp_path / "t", ORDER)
-    write_zip(tmp_path / "t", tmp_path / "out.zip", epoch=EPOCH_1980, level=6, symlinks="store")
+    _zip(tmp_path / "t", tmp_path / "out.zip", symlinks=SymlinkPolicy.STORE)
     with zipfile.ZipFile(tmp_path / "out.zip") as archive:
         info = archive.getinfo("b/link")
         assert info.external_attr >> 16 == 0o120777
         assert archive.read(info) == b"z.txt"
 
 
-def test_failed_check_leaves_previous_zip(tmp_path: Path) -> None:
+def test_a_failure_while_writing_leaves_the_previous_zip(tmp_path: Path) -> None:
     _tree(tmp_path / "t", ORDER)
     out = tmp_path / "out" / "layer.zip"
     out.parent.mkdir()
     out.write_bytes(b"previous")
 
-    def refuse(_result: object) -> None:
+    def refuse(_result: ArchiveResult) -> Path:
         raise ArchiveError("too big")
 
     with pytest.raises(ArchiveError, match="too big"):
-        write_zip(tmp_path / "t", out, epoch=EPOCH_1980, level=6, before_publish=refuse)
+        write_zip(
+            sources_from_directory(tmp_path / "t"),
+            tmp_path / "t",
+            out,
+            epoch=DEFAULT_EPOCH,
+            compressor=Compressor(6, "test"),
+            rename=refuse,
+        )
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in out.parent.iterdir()) == ["layer.zip"]
+
+
+def test_a_corrupt_compression_cache_entry_is_replaced(tmp_path: Path) -> None:
+    _tree(tmp_path / "t", ORDER)
+    cache = tmp_path / "cache"
+    clean = _zip(tmp_path / "t", tmp_path / "clean.zip", cache=cache)
+    entries = sorted(p for p in cache.rglob("*") if p.is_file())
+    assert entries, "the first build fills the cache"
+    for entry in entries:  # one byte flipped in every cached member
+        data = bytearray(entry.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        entry.write_bytes(bytes(data))
+    compressor = Compressor(6, "test-compressor", cache)
+    again = write_zip(
+        sources_from_directory(tmp_path / "t"),
+        tmp_path / "t",
+        tmp_path / "again.zip",
+        epoch=DEFAULT_EPOCH,
+        compressor=compressor,
+    )
+    assert compressor.replaced == len(entries)
+    assert again.sha256 == clean.sha256
+    with zipfile.ZipFile(tmp_path / "again.zip") as archive:
+        assert archive.testzip() is None
+
+
+def test_the_cache_key_names_the_compressor(tmp_path: Path) -> None:
+    _tree(tmp_path / "t", ORDER)
+    _zip(tmp_path / "t", tmp_path / "a.zip", cache=tmp_path / "cache")
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["test-compressor"]
+    assert [p.name for p in (tmp_path / "cache" / "test-compressor").iterdir()] == ["6"]
+
+
+def test_a_read_only_compression_cache_is_skipped(tmp_path: Path) -> None:
+    _tree(tmp_path / "t", ORDER)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "test-compressor").write_text("not a directory")
+    clean = _zip(tmp_path / "t", tmp_path / "a.zip")
+    assert _zip(tmp_path / "t", tmp_path / "b.zip", cache=cache).sha256 == clean.sha256
+
+
+@pytest.mark.skipif(
+    shutil.which("strip-nondeterminism") is None, reason="needs strip-nondeterminism"
+)
+def test_the_zip_is_a_fixed_point_of_strip_nondeterminism(tmp_path: Path) -> None:
+    """Debian's normaliser (run by distributions on everything) leaves the zip as it is."""
+    _tree(tmp_path / "t", ORDER)
+    _zip(tmp_path / "t", tmp_path / "a.zip")
+    before = (tmp_path / "a.zip").read_bytes()
+    subprocess.run(["strip-nondeterminism", str(tmp_path / "a.zip")], check=True)
+    assert (tmp_path / "a.zip").read_bytes() == before
+    # control: the old default, 1980-01-01 00:00:00, is rewritten
+    _zip(tmp_path / "t", tmp_path / "b.zip", epoch=EPOCH_1980)
+    old = (tmp_path / "b.zip").read_bytes()
+    subprocess.run(["strip-nondeterminism", str(tmp_path / "b.zip")], check=True)
+    assert (tmp_path / "b.zip").read_bytes() != old
 
 
 def test_small_link_targets_are_copied_large_ones_dropped(tmp_path: Path) -> None:
@@ -138,7 +237,7 @@ def test_small_link_targets_are_copied_large_ones_dropped(tmp_path: Path) -> Non
     (root / "lib" / "alias.py").symlink_to("small.py")
     (root / "lib" / "big-alias.so").symlink_to("big.so")
     (root / "lib" / "outside").symlink_to("/etc/hostname")
-    result = write_zip(root, tmp_path / "out.zip", epoch=EPOCH_1980, level=6)
+    result = _zip(root, tmp_path / "out.zip")
     assert result.copied_links == (("lib/alias.py", "small.py"),)
     assert result.dropped_links == (
         ("lib/big-alias.so", "big.so"),
@@ -147,5 +246,5 @@ def test_small_link_targets_are_copied_large_ones_dropped(tmp_path: Path) -> Non
     with zipfile.ZipFile(tmp_path / "out.zip") as archive:
         assert archive.read("lib/alias.py") == b"X = 1\n"
         assert "lib/big-alias.so" not in archive.namelist()
-    dropped = write_zip(root, tmp_path / "d.zip", epoch=EPOCH_1980, level=6, symlinks="drop")
+    dropped = _zip(root, tmp_path / "d.zip", symlinks=SymlinkPolicy.DROP)
     assert len(dropped.dropped_links) == 3 and dropped.copied_links == ()

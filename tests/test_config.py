@@ -6,8 +6,9 @@ import pytest
 
 from conftest import REPO
 from pybuild.errors import ConfigError
-from pybuild.model.layerfile import load_layer
+from pybuild.model.layerfile import Budgets, DebianRuntime, PbsRuntime, Provider, load_layer
 from pybuild.model.target import Arch
+from pybuild.model.versions import GlibcVersion
 
 GOOD = """\
 name = "demo"
@@ -44,12 +45,16 @@ def _error(tmp_path: Path, text: str) -> str:
 def test_reference_layer_is_valid() -> None:
     layer = load_layer(REPO / "layer" / "layer.toml")
     assert layer.target.arch is Arch.AARCH64
-    assert layer.target.glibc == (2, 34)
-    assert layer.runtime.sha256.startswith("e244df64")
-    assert layer.runtime.size == 31632848
-    assert layer.runtime.filename == (
+    assert layer.target.glibc == GlibcVersion(2, 34)
+    assert layer.profile.name == "al2023"
+    assert isinstance(layer.runtime, PbsRuntime) and layer.runtime.archive is not None
+    assert layer.runtime.archive.sha256.startswith("e244df64")
+    assert layer.runtime.archive.size == 31632848
+    assert layer.runtime.archive.filename == (
         "cpython-3.11.15+20260414-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz"
     )
+    assert layer.options.budgets.zip_bytes == 25_000_000
+    assert layer.options.budgets.strict is False  # a stand-in figure must not fail a real build
     assert layer.requirements == REPO / "layer" / ".." / "requirements.txt"
     assert layer.lock_path == REPO / "layer" / "lock.json"
 
@@ -60,7 +65,7 @@ def test_good_layer_parses(tmp_path: Path) -> None:
 
 def test_runtime_url_without_sha256(tmp_path: Path) -> None:
     message = _error(tmp_path, GOOD.replace('sha256 = "e244', 'x = "'))
-    assert "runtime.sha256: missing (a runtime URL must be pinned by its sha256)" in message
+    assert "runtime.sha256: missing (a URL must be pinned by its sha256)" in message
     assert "runtime.x: unknown key" in message
 
 
@@ -173,8 +178,7 @@ gui = "needs a display"
     assert dict(layer.prune.packages)["small"] == ("small/tests/**",)
     assert layer.options.bytecode == "sourceless" and layer.options.debug_ranges is False
     assert layer.options.compression_level == 9 and layer.options.symlinks == "store"
-    assert layer.options.zip_budget == 1000
-    assert layer.options.unpacked_budget == 262_144_000
+    assert layer.options.budgets == Budgets(zip_bytes=1000)
     assert layer.smoke.scripts == (tmp_path / "smoke.py",)
     assert layer.smoke.env == (("A", "1"),)
     assert layer.smoke.skip_imports == (("gui", "needs a display"),)
@@ -204,3 +208,94 @@ gui = "needs a display"
 )
 def test_bad_build_sections(tmp_path: Path, section: str, expected: str) -> None:
     assert expected in _error(tmp_path, GOOD + section)
+
+
+def test_the_debian_example_extends_the_reference_layer() -> None:
+    example = load_layer(REPO / "examples" / "debian12-arm64" / "layer.toml")
+    reference = load_layer(REPO / "layer" / "layer.toml")
+    assert example.name == "litellm-debian12"
+    assert example.runtime == DebianRuntime(suite="bookworm")
+    assert example.runtime.provider is Provider.DEBIAN
+    assert example.profile.name == "debian12"
+    assert str(example.target.glibc) == "2.36"
+    # everything else is the reference layer's, paths resolved where they were written
+    assert example.requirements.resolve() == reference.requirements.resolve()
+    assert example.prune == reference.prune
+    assert example.options.bytecode == reference.options.bytecode
+    assert [p.resolve() for p in example.include] == [p.resolve() for p in reference.include]
+    assert [p.resolve() for p in example.smoke.scripts] == [
+        p.resolve() for p in reference.smoke.scripts
+    ]
+    assert example.lock_path == REPO / "examples" / "debian12-arm64" / "lock.json"
+
+
+def test_extends_merges_tables_and_replaces_the_runtime(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "layer.toml").write_text(
+        GOOD + '[bytecode]\nmode = "sourceless"\n[archive]\ncompression_level = 9\n'
+    )
+    child = tmp_path / "child" / "layer.toml"
+    child.parent.mkdir()
+    child.write_text(
+        'extends = "../base/layer.toml"\nname = "child"\n[archive]\nsymlinks = "drop"\n'
+        '[runtime]\nprovider = "debian"\nsuite = "bookworm"\n[target]\nglibc = "2.36"\n'
+    )
+    layer = load_layer(child)
+    assert layer.name == "child"
+    assert layer.options.bytecode == "sourceless"  # from the base
+    assert layer.options.compression_level == 9 and layer.options.symlinks == "drop"
+    assert layer.runtime == DebianRuntime(suite="bookworm")  # replaced whole, no url left over
+    assert layer.profile.name == "debian12"
+    assert layer.requirements.resolve() == (tmp_path / "base" / "requirements.txt").resolve()
+
+
+def test_extends_loops_and_missing_parents(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_layer(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text('extends = "nope.toml"\n')
+    with pytest.raises(ConfigError, match="extends: .*nope.toml: no such file"):
+        load_layer(tmp_path / "c.toml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'glibc = "2.34"',
+            'glibc = "2.30"',
+            "target.glibc: no system profile for glibc 2.30 (set target.profile, or use a glibc "
+            "of: al2023 (glibc 2.34), al2 (glibc 2.26), debian12 (glibc 2.36))",
+        ),
+        (
+            'python = "3.11"',
+            'python = "3.11"\nprofile = "ubuntu"',
+            "target.profile: unknown system profile 'ubuntu'; known: al2023",
+        ),
+        (
+            'python = "3.11"',
+            'python = "3.11"\nprofile = "al2"',
+            "target.profile: profile al2 has glibc 2.26, not 2.34",
+        ),
+        ("[runtime]", '[runtime]\nprovider = "conda"', "runtime.provider: 'conda' is not one of"),
+    ],
+)
+def test_unknown_profiles_and_providers_are_refused_at_load(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    assert expected in _error(tmp_path, GOOD.replace(old, new, 1))
+
+
+def test_debian_runtime_keys(tmp_path: Path) -> None:
+    text = GOOD.split("[runtime]")[0].replace('glibc = "2.34"', 'glibc = "2.36"')
+    message = _error(tmp_path, text + '[runtime]\nprovider = "debian"\nrelease = "x"\n')
+    assert "runtime.suite: missing" in message and "runtime.release: unknown key" in message
+    layer_path = tmp_path / "layer.toml"
+    layer_path.write_text(
+        text + '[runtime]\nprovider = "debian"\nsuite = "bookworm"\n'
+        '[runtime.mirrors]\ndebian = "https://mirror.example/debian"\n'
+    )
+    assert load_layer(layer_path).runtime == DebianRuntime(
+        suite="bookworm", mirrors=(("debian", "https://mirror.example/debian"),)
+    )

@@ -1,38 +1,48 @@
-"""`pybuild fetch`: a cache that only ever holds whole, correct files."""
+"""`pybuild fetch`: a cache that only ever holds whole, correct files; Ctrl-C that stops at once
+and leaves nothing behind; errors that say which file and why."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
-from helpers import IndexServer, make_wheel, sha256_of, write_layer
+from helpers import (
+    IndexServer,
+    fixture_lock,
+    make_runtime_archive,
+    make_wheel,
+    sha256_of,
+    write_layer,
+)
 from pybuild.cli import main
 from pybuild.errors import FetchError
 from pybuild.model.layerfile import load_layer
-from pybuild.model.lockfile import read_lock
-from pybuild.stages.fetch import Fetched, fetch
+from pybuild.model.lockfile import Lock, read_lock
+from pybuild.stages.fetch import Fetched, fetch_artifacts, lock_artifacts
 from pybuild.support.cache import Cache
 from pybuild.support.index import configured_indexes
 from pybuild.support.net import RetryPolicy
 from pybuild.ui import Ui
-
-pytestmark = pytest.mark.slow  # locks with uv first
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.01)
 
 
 @pytest.fixture
 def layer(index: IndexServer, tmp_path: Path, isolated_env: Path) -> Path:
-    """A locked two-wheel layer; the cache and the request log start empty."""
+    """A locked two-wheel layer (locked without uv); the cache and the request log start empty."""
     dists = tmp_path / "dists"
-    index.add(
+    wheels = [
         make_wheel(dists, "app", "1.0", requires=["native==2.0"]),
         make_wheel(
             dists,
@@ -41,19 +51,27 @@ def layer(index: IndexServer, tmp_path: Path, isolated_env: Path) -> Path:
             "cp311-cp311-manylinux_2_17_aarch64",
             files={"native/__init__.py": b"", "native/blob.bin": os.urandom(300_000)},
         ),
-    )
-    path = write_layer(tmp_path / "layer", "app==1.0\nnative==2.0\n")
-    assert main(["lock", "-q", "--layer", str(path)]) == 0
-    shutil.rmtree(isolated_env, ignore_errors=True)  # lock measured the wheels into the cache
+    ]
+    index.add(*wheels)
+    runtime = make_runtime_archive(tmp_path / "runtime")
+    path = write_layer(tmp_path / "layer", "app==1.0\nnative==2.0\n", runtime=runtime)
+    lock, _ = fixture_lock(load_layer(path), runtime, wheels)
+    (path.parent / "lock.json").write_text(lock.to_json())
     index.requests.clear()
     return path
 
 
+def _lock(layer: Path) -> Lock:
+    return read_lock(layer.parent / "lock.json")
+
+
 def _fetch_api(layer: Path) -> list[Fetched]:
     """Fetch in-process with a fast retry policy (the CLI waits seconds between attempts)."""
-    lock = read_lock(load_layer(layer).lock_path)
     cache = Cache(Path(os.environ["PYBUILD_CACHE_DIR"]))
-    return fetch(lock, cache, indexes=configured_indexes(), ui=Ui(quiet=True), retry=FAST_RETRY)
+    artifacts = lock_artifacts(_lock(layer), host=None, mirrors={})
+    return fetch_artifacts(
+        artifacts, cache, indexes=configured_indexes(), ui=Ui(quiet=True), retry=FAST_RETRY
+    )
 
 
 def _cache_files(cache: Path) -> dict[str, bytes]:
@@ -76,9 +94,9 @@ def test_fetch_fills_cache_with_verified_files(
     layer: Path, index: IndexServer, isolated_env: Path
 ) -> None:
     assert main(["fetch", "-q", "--layer", str(layer)]) == 0
-    lock = read_lock(layer.parent / "lock.json")
+    lock = _lock(layer)
     stored = _cache_files(isolated_env)
-    expected = {lock.runtime.sha256, *(w.sha256 for w in lock.wheels)}
+    expected = {lock.runtime.files[0].sha256, *(w.sha256 for w in lock.wheels)}
     assert set(stored) == expected
     import hashlib
 
@@ -134,8 +152,9 @@ def test_truncated_every_time_fails_cleanly(
     with pytest.raises(FetchError) as info:
         _fetch_api(layer)
     size = native.stat().st_size
-    assert f"{native.name}: cannot download from" in str(info.value)
-    assert f"truncated: expected {size} bytes, got {size // 2}" in str(info.value)
+    details = " ".join(info.value.details)
+    assert f"{native.name}: cannot download from" in details
+    assert f"truncated: expected {size} bytes, got {size // 2}" in details
     assert sha256_of(native) not in _cache_files(isolated_env)
     assert list((isolated_env / "tmp").iterdir()) == []
 
@@ -168,11 +187,11 @@ def test_from_directory_seeds_by_sha256(
 ) -> None:
     seed = tmp_path / "seed" / "nested"
     seed.mkdir(parents=True)
-    lock = read_lock(layer.parent / "lock.json")
+    lock = _lock(layer)
     for wheel in index.projects.values():
         for path in wheel:
             shutil.copy(path, seed / f"renamed-{path.name}")  # names do not matter, hashes do
-    runtime = _runtime_path(lock.runtime.url)
+    runtime = _runtime_path(str(lock.runtime.files[0].url))
     shutil.copy(runtime, seed.parent / "runtime.tgz")
     native = _native(index)
     (seed / "same-size-other-bytes").write_bytes(b"\0" * native.stat().st_size)
@@ -184,7 +203,7 @@ def test_from_directory_seeds_by_sha256(
         == 0
     )
     assert set(_cache_files(isolated_env)) == {
-        lock.runtime.sha256,
+        lock.runtime.files[0].sha256,
         *(w.sha256 for w in lock.wheels),
     }
     assert index.requests == []
@@ -193,20 +212,23 @@ def test_from_directory_seeds_by_sha256(
 def test_runtime_unavailable_says_how_to_supply_it(
     layer: Path, index: IndexServer, isolated_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lock = read_lock(layer.parent / "lock.json")
-    runtime = _runtime_path(lock.runtime.url)
+    lock = _lock(layer)
+    runtime = _runtime_path(str(lock.runtime.files[0].url))
     moved = runtime.with_name("moved.tgz")
     runtime.rename(moved)
     assert main(["fetch", "--layer", str(layer)]) == 2
     err = capsys.readouterr().err
-    assert f"cannot download the runtime {lock.runtime.filename}" in err
-    assert "pybuild fetch --from DIR" in err and "--runtime-url" in err
+    assert err.startswith("error: 1 of 3 artifacts could not be fetched\n")
+    assert f"cannot download the runtime {lock.runtime.files[0].filename}" in err
+    assert "--from DIR" in err and "--runtime-url" in err
+    assert "examples/debian12-arm64/layer.toml" in err  # the road without GitHub
+    assert "retrying" not in err  # a local file is read once
     # The wheels were fetched all the same.
     assert _native(index).name not in err
     assert sha256_of(_native(index)) in _cache_files(isolated_env)
 
     assert main(["fetch", "-q", "--runtime-url", moved.as_uri(), "--layer", str(layer)]) == 0
-    assert lock.runtime.sha256 in _cache_files(isolated_env)
+    assert lock.runtime.files[0].sha256 in _cache_files(isolated_env)
 
 
 def test_runtime_url_with_wrong_content(
@@ -216,8 +238,8 @@ def test_runtime_url_with_wrong_content(
     other.write_bytes(b"not the runtime")
     assert main(["fetch", "--runtime-url", other.as_uri(), "--layer", str(layer)]) == 2
     err = capsys.readouterr().err
-    assert "cpython-3.11.15" in err and "size mismatch" not in err
-    assert "truncated: expected" in err or "sha256 mismatch" in err
+    assert "cpython-3.11.15" in err and "is not the pinned file" in err
+    assert "retrying" not in err and "truncated" not in err
 
 
 def test_wheel_missing_from_index(
@@ -233,6 +255,137 @@ def test_wheel_missing_from_index(
     )
 
 
+def test_from_says_which_file_matched_nothing_and_why(
+    layer: Path, index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = _lock(layer)
+    runtime_name = lock.runtime.files[0].filename
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / runtime_name).write_bytes(b"a cut download")  # the right name, the wrong size
+    native = _native(index)
+    (seed / native.name).write_bytes(b"x" * native.stat().st_size)  # right size, wrong bytes
+    code = main(["fetch", "--offline", "--from", str(seed), "--layer", str(layer)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.splitlines()
+    assert (
+        lines[0] == f"error: --offline: 3 artifact(s) are neither in the cache nor in --from {seed}"
+    )
+    assert f"  {runtime_name}: {seed / runtime_name} has 14 bytes, the lock pins" in err
+    assert f"  {native.name}: {seed / native.name} has sha256 " in err
+    assert "pybuild fetch --from" not in err  # no advice to do what was just done
+
+
+def test_a_name_that_does_not_resolve_is_not_retried(
+    layer: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "https://pybuild-test.invalid/cpython.tar.gz"
+    assert main(["fetch", "--runtime-url", url, "--layer", str(layer)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resolve pybuild-test.invalid" in err
+    assert "retrying" not in err
+
+
+def _stalling_server() -> tuple[int, threading.Event]:
+    """A loopback server that answers headers for a big body, then sends nothing."""
+    stop = threading.Event()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        connections = []
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n" + b"x" * 200_000
+            )
+            connections.append(connection)
+        for connection in connections:
+            connection.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1], stop
+
+
+def test_ctrl_c_stops_a_stalled_download_and_leaves_nothing(
+    layer: Path, isolated_env: Path
+) -> None:
+    port, stop = _stalling_server()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pybuild",
+                "fetch",
+                "--layer",
+                str(layer),
+                "--runtime-url",
+                f"http://127.0.0.1:{port}/runtime.tar.gz",
+            ],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        partials: list[Path] = []
+        while time.monotonic() < deadline and not partials:  # the transfer has begun
+            time.sleep(0.1)
+            partials = list((isolated_env / "tmp").glob("*.partial"))
+        assert partials, "the download never started"
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+        stopped_after = time.monotonic() - started
+    finally:
+        stop.set()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in err
+    assert stopped_after < 10  # a stalled server would hold it for the 30 s socket timeout
+    assert list((isolated_env / "tmp").glob("*.partial")) == []
+
+
+def test_partials_of_a_killed_run_are_reclaimed(layer: Path, isolated_env: Path) -> None:
+    port, stop = _stalling_server()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pybuild",
+                "fetch",
+                "--layer",
+                str(layer),
+                "--runtime-url",
+                f"http://127.0.0.1:{port}/runtime.tar.gz",
+            ],
+            cwd=REPO,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list((isolated_env / "tmp").glob("*.partial")):
+            time.sleep(0.1)
+        process.kill()  # SIGKILL: no chance to clean up
+        process.wait()
+    finally:
+        stop.set()
+    left = list((isolated_env / "tmp").glob("*.partial"))
+    assert left, "kill -9 leaves the partial file"
+    for path in left:  # as if they were old enough
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    assert main(["fetch", "-q", "--layer", str(layer)]) == 0
+    assert list((isolated_env / "tmp").glob("*.partial")) == []
+
+
 def test_concurrent_fetches_share_the_cache(
     layer: Path, index: IndexServer, isolated_env: Path
 ) -> None:
@@ -243,9 +396,9 @@ def test_concurrent_fetches_share_the_cache(
     for run in runs:
         _, err = run.communicate(timeout=120)
         assert run.returncode == 0, err
-    lock = read_lock(layer.parent / "lock.json")
+    lock = _lock(layer)
     assert set(_cache_files(isolated_env)) == {
-        lock.runtime.sha256,
+        lock.runtime.files[0].sha256,
         *(w.sha256 for w in lock.wheels),
     }
     # Per-digest locks: every wheel crossed the network once, not once per process.

@@ -1,4 +1,5 @@
-"""`pybuild verify`: every problem of every ELF file, each with what was expected and found."""
+"""`pybuild verify`: every problem of every ELF file, each with what was expected and found;
+libraries found exactly where the target's dynamic loader looks, nowhere else."""
 
 from __future__ import annotations
 
@@ -10,20 +11,36 @@ from pathlib import Path
 
 import pytest
 
+import dataclasses
+
 from pybuild.cli import main
+from pybuild.elf.policy import profile_for
+from pybuild.elf.reader import read_elf
 from pybuild.errors import PybuildError
 from pybuild.model.target import Arch
-from pybuild.stages.verify import verify_path, verify_target
-from pybuild.support.layerzip import LayerZipError
+from pybuild.model.versions import GlibcVersion
+from pybuild.stages.verify import VerifyTarget, search_dirs, verify_path, verify_target
+from pybuild.support.extract import UnsafeArchiveError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "elf"
 SITE = "python/lib/python3.11/site-packages"
-AL2023 = verify_target(Arch.AARCH64, (2, 34))
+INTERPRETER = "python/bin/python3.11"
 
 
-def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
-    """A layer root holding fixtures at the given layer paths."""
+def _target(arch: Arch, glibc: str) -> VerifyTarget:
+    version = GlibcVersion.parse(glibc)
+    return verify_target(arch, version, profile_for(version))
+
+
+AL2023 = _target(Arch.AARCH64, "2.34")
+
+
+def _tree(tmp_path: Path, files: dict[str, str], *, interpreter: bool = True) -> Path:
+    """A layer root holding fixtures at the given layer paths (and an interpreter)."""
     root = tmp_path / "layer"
+    root.mkdir(parents=True, exist_ok=True)
+    if interpreter:
+        files = {INTERPRETER: "hello-aarch64", **files}
     for rel, fixture in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(FIXTURES / fixture, root / rel)
@@ -35,10 +52,7 @@ def _problems(root: Path, target: object = AL2023) -> list[str]:
 
 
 def test_clean_layer(tmp_path: Path) -> None:
-    root = _tree(
-        tmp_path,
-        {f"{SITE}/pkg/_mod.so": "good-aarch64.so", "python/bin/python3.11": "hello-aarch64"},
-    )
+    root = _tree(tmp_path, {f"{SITE}/pkg/_mod.so": "good-aarch64.so"})
     (root / SITE / "pkg" / "__init__.py").write_text("")
     report = verify_path(root, AL2023)
     assert report.ok
@@ -63,8 +77,8 @@ def test_clean_layer(tmp_path: Path) -> None:
         ("needs-glibc-private.so", "symbol version from libc.so.6: expected no GLIBC_PRIVATE"),
         (
             "needs-libmissing.so",
-            "DT_NEEDED libmissing.so.1: expected inside the layer (searched "
-            "/opt/python/lib/python3.11/site-packages/pkg/vendor, /opt/lib) ",
+            "DT_NEEDED libmissing.so.1: expected where the loader looks in the layer (searched "
+            "/opt/lib, /opt/python/lib/python3.11/site-packages/pkg/vendor) ",
         ),
         (
             "abs-runpath.so",
@@ -89,17 +103,57 @@ def test_each_bad_file(tmp_path: Path, fixture: str, expected: str) -> None:
     assert problems[0].startswith(f"{SITE}/pkg/_mod.so: {expected}")
 
 
-def test_needed_library_found_inside_the_layer(tmp_path: Path) -> None:
+def test_needed_library_found_where_the_loader_looks(tmp_path: Path) -> None:
     for where in (
         f"{SITE}/pkg/vendor/libmissing.so.1",  # RUNPATH $ORIGIN/vendor
         "lib/libmissing.so.1",  # /opt/lib, on Lambda's LD_LIBRARY_PATH
-        f"{SITE}/pkg.libs/libmissing.so.1",
-    ):  # an auditwheel-style .libs directory
+    ):
         root = _tree(
             tmp_path / where.replace("/", "_"),
             {f"{SITE}/pkg/_mod.so": "needs-libmissing-origin.so", where: "libmissing.so.1"},
         )
         assert _problems(root) == []
+
+
+def test_a_library_in_an_unrelated_libs_directory_is_not_found(tmp_path: Path) -> None:
+    """The loader searches no `*.libs` directory the file's RPATH/RUNPATH does not name: an
+    extension whose library sits in some other wheel's `fake.libs/` fails to import on Lambda
+    ("cannot open shared object file"), so verify fails it too."""
+    root = _tree(
+        tmp_path,
+        {
+            f"{SITE}/pkg/_mod.so": "needs-libmissing-origin.so",
+            f"{SITE}/fake.libs/libmissing.so.1": "libmissing.so.1",
+        },
+    )
+    (problem,) = _problems(root)
+    assert problem.startswith(f"{SITE}/pkg/_mod.so: DT_NEEDED libmissing.so.1: expected where")
+
+
+def test_the_loaders_search_order() -> None:
+    """DT_RPATH (without DT_RUNPATH), then the interpreter's DT_RPATH, then LD_LIBRARY_PATH's
+    /opt/lib, then DT_RUNPATH; a DT_RUNPATH turns off both RPATHs."""
+    base = read_elf(FIXTURES / "good-aarch64.so")
+    module = dataclasses.replace(base, rpath=("$ORIGIN/rpath",), runpath=())
+    loader = dataclasses.replace(base, rpath=("$ORIGIN/../lib/inherited",), runpath=())
+    dirs, problems = search_dirs("python/lib/m/x.so", module, ("python/bin/python3.11", loader))
+    assert problems == []
+    assert dirs == ["python/lib/m/rpath", "python/lib/inherited", "lib"]
+    with_runpath = dataclasses.replace(module, runpath=("$ORIGIN/runpath",))
+    dirs, _ = search_dirs("python/lib/m/x.so", with_runpath, ("python/bin/python3.11", loader))
+    assert dirs == ["lib", "python/lib/m/runpath"]
+
+
+def test_an_empty_layer_or_one_without_an_interpreter_fails(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w"):
+        pass
+    assert _problems(empty) == ["(layer): contents: expected a runtime and packages, found nothing"]
+    root = _tree(tmp_path, {f"{SITE}/pkg/_mod.so": "good-aarch64.so"}, interpreter=False)
+    assert _problems(root) == [
+        "python/bin/python3.N: interpreter: expected the layer's Python interpreter, found no "
+        "such file"
+    ]
 
 
 def test_library_shipped_in_the_layer_is_not_held_to_the_policy(tmp_path: Path) -> None:
@@ -150,14 +204,14 @@ def test_all_problems_at_once_zip_and_cli(
 
     assert main(["verify", str(layer_zip), "--arch", "aarch64", "--glibc", "2.34"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith(f"{layer_zip}: 5 problems in 5 of 6 ELF files for aarch64, glibc 2.34")
+    assert out.startswith(f"{layer_zip}: 5 problems in 5 of 7 ELF files for aarch64, glibc 2.34")
     for name in ("a/x86.so", "b/new.so", "c/cxx.so", "e/miss.so", "f/abs.so"):
         assert f"\n  {name}: " in out
 
 
 def test_amazon_linux_2_policy(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"python/bin/python3.11": "hello-aarch64"})
-    al2 = verify_target(Arch.AARCH64, (2, 26))
+    root = _tree(tmp_path, {})
+    al2 = _target(Arch.AARCH64, "2.26")
     assert al2.policy.name == "manylinux_2_26" and al2.profile.name == "al2"
     assert _problems(root, al2) == [
         "python/bin/python3.11: symbol version from libc.so.6: expected at most GLIBC_2.26 "
@@ -167,8 +221,10 @@ def test_amazon_linux_2_policy(tmp_path: Path) -> None:
 
 def test_x86_64_target(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"a.so": "good-x86_64.so", "b.so": "good-aarch64.so"})
-    assert _problems(root, verify_target(Arch.X86_64, (2, 34))) == [
-        "b.so: architecture: expected x86_64 (ELF64 LSB), found aarch64 (ELF64 LSB)"
+    assert _problems(root, _target(Arch.X86_64, "2.34")) == [
+        "b.so: architecture: expected x86_64 (ELF64 LSB), found aarch64 (ELF64 LSB)",
+        "python/bin/python3.11: architecture: expected x86_64 (ELF64 LSB), found aarch64 "
+        "(ELF64 LSB)",
     ]
 
 
@@ -176,7 +232,7 @@ def test_unsafe_zip_is_refused(tmp_path: Path) -> None:
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as archive:
         archive.writestr("../../etc/passwd", "x")
-    with pytest.raises(LayerZipError, match="escapes the layer root"):
+    with pytest.raises(UnsafeArchiveError, match="escapes the extraction root"):
         verify_path(evil, AL2023)
     link = tmp_path / "link.zip"
     with zipfile.ZipFile(link, "w") as archive:
@@ -184,8 +240,12 @@ def test_unsafe_zip_is_refused(tmp_path: Path) -> None:
         info.create_system = 3
         info.external_attr = 0o120777 << 16
         archive.writestr(info, "../../../../etc")
-    with pytest.raises(LayerZipError, match="points outside the layer"):
-        verify_path(link, AL2023)
+    assert _problems(link) == [
+        "python/bin/python3.N: interpreter: expected the layer's Python interpreter, found no "
+        "such file",
+        "python/lib/evil: symbolic link: expected a target inside the layer, found "
+        "../../../../etc, outside it",
+    ]
 
 
 def test_cli_target_options(tmp_path: Path) -> None:
@@ -211,8 +271,29 @@ def test_cli_target_options(tmp_path: Path) -> None:
 
 
 def test_reference_layer_definition_selects_al2023() -> None:
-    target = verify_target(Arch.AARCH64, (2, 34))
+    target = _target(Arch.AARCH64, "2.34")
     assert target.profile.name == "al2023"
     assert "libX11.so.6" not in target.profile.system_libraries
     with pytest.raises(PybuildError, match=r"no system profile for glibc 2\.30"):
-        verify_target(Arch.AARCH64, (2, 30))
+        _target(Arch.AARCH64, "2.30")
+
+
+def test_verify_of_a_missing_path_loads_no_lief(tmp_path: Path) -> None:
+    """`pybuild verify MISSING` answers before the ELF reader (LIEF) or a layer is loaded."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pybuild", "verify", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 2
+    assert (
+        completed.stderr.splitlines()[-1]
+        == f"error: {tmp_path / 'nope'}: no such file or directory"
+    )
+    imported = {
+        line.split("|")[-1].strip() for line in completed.stderr.splitlines() if "|" in line
+    }
+    assert "lief" not in imported and "pybuild.elf.reader" not in imported
+    assert "pybuild.stages.verify" not in imported

@@ -97,6 +97,7 @@ class DebianRuntime:
 
     suite: str  # "bookworm"
     mirrors: tuple[tuple[str, str], ...] = ()  # (archive, base URL) overriding the defaults
+    keyring: Path | None = None  # what signs the mirrors' InRelease (default: Debian's keyring)
 
     provider = Provider.DEBIAN
 
@@ -329,7 +330,9 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
     requirements = top.get("requirements", str, "path of requirements.txt, relative to layer.toml")
     target_table = top.table("target", "arch, glibc and python")
     target, profile = _parse_target(target_table)
-    runtime = _parse_runtime(top.table("runtime", "where the layer's Python comes from"), target)
+    runtime = _parse_runtime(
+        top.table("runtime", "where the layer's Python comes from"), target, path.parent
+    )
     prune = _parse_prune(top.optional_table("prune"), path.parent)
     options = _parse_options(top)
     smoke = _parse_smoke(top.optional_table("smoke"), path.parent)
@@ -521,7 +524,7 @@ def _pinned_url(table: _Table, *, required: bool) -> PinnedUrl | None:
     return PinnedUrl(url=url, sha256=sha256, size=size)
 
 
-def _parse_runtime(table: _Table | None, target: Target | None) -> RuntimeSpec | None:
+def _parse_runtime(table: _Table | None, target: Target | None, base: Path) -> RuntimeSpec | None:
     if table is None:
         return None
     provider_text = table.optional("provider", str, Provider.PBS.value)
@@ -532,12 +535,16 @@ def _parse_runtime(table: _Table | None, target: Target | None) -> RuntimeSpec |
         table.problem("provider", f"{provider_text!r} is not one of {choices}")
         return None
     if provider is Provider.DEBIAN:
-        return _parse_debian(table)
+        return _parse_debian(table, base)
     return _parse_pbs(table, target)
 
 
-def _parse_debian(table: _Table) -> DebianRuntime | None:
+def _parse_debian(table: _Table, base: Path) -> DebianRuntime | None:
     suite = table.get("suite", str, 'the Debian release, e.g. "bookworm"')
+    keyring_text = table.optional("keyring", str)
+    keyring = None if keyring_text is None else base / keyring_text
+    if keyring is not None and not keyring.is_file():
+        table.problem("keyring", f"{keyring}: no such file")
     mirrors_table = table.optional_table("mirrors")
     mirrors = _string_table(mirrors_table, "a mirror's base URL")
     for archive, url in mirrors:
@@ -546,7 +553,7 @@ def _parse_debian(table: _Table) -> DebianRuntime | None:
     table.finish()
     if suite is None or table.failed:
         return None
-    return DebianRuntime(suite=suite, mirrors=mirrors)
+    return DebianRuntime(suite=suite, mirrors=mirrors, keyring=keyring)
 
 
 def _parse_pbs(table: _Table, target: Target | None) -> PbsRuntime | None:

@@ -57,7 +57,7 @@ class DebianProvider:
     ) -> tuple[LockedRuntime, tuple[tuple[Arch, LockedRuntime], ...]]:
         spec = layer.runtime
         assert isinstance(spec, DebianRuntime)  # noqa: S101 - the provider of this spec
-        archive = DebianArchive(spec.suite, cache, ui, dict(spec.mirrors))
+        archive = DebianArchive(spec.suite, cache, ui, dict(spec.mirrors), keyring=spec.keyring)
         names = package_names(layer.target.python)
         pinned = {}
         for arch in Arch:
@@ -71,7 +71,7 @@ class DebianProvider:
             pinned[arch] = packages
         versions = {arch: packages[0].version for arch, packages in pinned.items()}
         if len(set(versions.values())) != 1:
-            shown = ", ".join(f"{DEBIAN_ARCH[a]} {v}" for a, v in sorted(versions.items()))
+            shown = ", ".join(f"{DEBIAN_ARCH[a]} {v}" for a, v in versions.items())
             raise LockError(
                 f"Debian {spec.suite}: {names[0]} differs between architectures ({shown}); the "
                 "compilers must be the runtime's exact version: retry when the mirrors agree"

@@ -22,7 +22,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.errors import LockError
+from pybuild.errors import FetchError, LockError
 from pybuild.model.lockfile import DebianOrigin, LockedFile
 from pybuild.model.target import Arch
 from pybuild.support.cache import Cache, Want
@@ -149,25 +149,24 @@ def mirror_url(mirrors: dict[str, str], archive: str, path: str) -> str:
     return f"{mirrors[archive].rstrip('/')}/{path}"
 
 
-def _signed_text(data: bytes, url: str, ui: Ui) -> str:
+def _signed_text(data: bytes, url: str, ui: Ui, keyring: Path) -> str:
     """The text of an InRelease file, its signature checked with gpgv when possible."""
     gpgv = shutil.which("gpgv")
     scheme = urllib.parse.urlsplit(url).scheme
-    if gpgv is None or not KEYRING.is_file():
+    if gpgv is None or not keyring.is_file():
         if scheme == "http":
             raise LockError(
-                f"{url}: cannot check its signature (needs gpgv and {KEYRING}) and plain http "
+                f"{url}: cannot check its signature (needs gpgv and {keyring}) and plain http "
                 "proves nothing; use an https mirror or install gpgv and debian-archive-keyring"
             )
-        if scheme == "https":
-            ui.warn(f"{url}: signature not checked (no gpgv or {KEYRING}); trusting https")
+        ui.warn(f"{url}: signature not checked (no gpgv or {keyring}); trusting {scheme}")
         return _clearsigned_body(data.decode("utf-8", errors="replace"))
     with tempfile.TemporaryDirectory(prefix="pybuild-gpgv-") as tmp:
         signed = Path(tmp) / "InRelease"
         signed.write_bytes(data)
         body = Path(tmp) / "body"
         completed = subprocess.run(
-            [gpgv, "--keyring", str(KEYRING), "--output", str(body), str(signed)],
+            [gpgv, "--keyring", str(keyring), "--output", str(body), str(signed)],
             capture_output=True,
             text=True,
             check=False,
@@ -240,12 +239,14 @@ class DebianArchive:
         ui: Ui,
         mirrors: dict[str, str] | None = None,
         retry: RetryPolicy | None = None,
+        keyring: Path | None = None,
     ) -> None:
         self.release = release
         self.cache = cache
         self.ui = ui
         self.mirrors = {**DEFAULT_MIRRORS, **(mirrors or {})}
         self.retry = retry or RetryPolicy()
+        self.keyring = keyring or KEYRING
 
     def _read(self, url: str) -> bytes:
         def attempt() -> bytes:
@@ -260,7 +261,7 @@ class DebianArchive:
     def _packages_index(self, archive: str, dist: str, arch: str) -> str | None:
         base = self.mirrors[archive].rstrip("/")
         release_url = f"{base}/dists/{dist}/InRelease"
-        release = _signed_text(self._read(release_url), release_url, self.ui)
+        release = _signed_text(self._read(release_url), release_url, self.ui, self.keyring)
         entry = _index_entry(release, arch)
         if entry is None:
             return None  # e.g. an -updates suite with nothing for this architecture
@@ -275,6 +276,8 @@ class DebianArchive:
                         path, _, _ = self.cache.store(want, url, read_chunks(response))
                 except (OSError, TransientError) as err:
                     raise LockError(f"cannot read {url} ({err})") from None
+                except FetchError as err:
+                    raise LockError(f"{url} is not the index InRelease lists: {err}") from None
         try:
             return lzma.decompress(path.read_bytes()).decode("utf-8", errors="replace")
         except lzma.LZMAError as err:

@@ -42,7 +42,7 @@ LOADER = "lib/ld-linux-aarch64.so.1"
 SEARCH_DIRS = ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr/lib")
 MANIFEST = "pybuild-packages.txt"
 # Part of the cache key: bump when the same .debs would be built into something different.
-SYSROOT_FORMAT = 2
+SYSROOT_FORMAT = 3
 _SKIPPED = ("usr/share/doc/", "usr/share/man/", "usr/share/locale/", "usr/share/lintian/")
 
 
@@ -62,6 +62,11 @@ def package_names() -> tuple[str, ...]:
             raise SysrootError(f"{PACKAGES_RESOURCE}:{number}: not a Debian package name: {line!r}")
         names.append(line)
     return tuple(names)
+
+
+def _unpacked(name: str) -> str | None:
+    """Members of a package that go into the sysroot: all but documentation and translations."""
+    return None if f"{name.rstrip('/')}/".startswith(_SKIPPED) else name
 
 
 def _key(packages: Sequence[DebPackage]) -> str:
@@ -188,7 +193,7 @@ def build_sysroot(cache_dir: Path, ui: Ui, mirrors: dict[str, str] | None = None
             extract_deb(
                 paths[package.name],
                 writer,
-                select=lambda name: None if name.startswith(_SKIPPED) else name,
+                select=_unpacked,
             )
         _finish(tmp, packages)
         published = _publish(tmp, final)

@@ -23,7 +23,7 @@ from typing import Literal
 from pybuild.errors import FetchError
 from pybuild.model.lockfile import Lock, LockedFile, LockedWheel
 from pybuild.model.target import Arch
-from pybuild.support.cache import Cache, Unknown, Want, file_sha256
+from pybuild.support.cache import Cache, ShortBodyError, Unknown, Want, file_sha256
 from pybuild.support.index import Indexes, IndexFile, project_files
 from pybuild.support.net import (
     CANCELLED,
@@ -228,8 +228,13 @@ def download(
     if is_local(url):
         try:
             return attempt()
+        except ShortBodyError as err:
+            raise FetchError(
+                f"{want.filename}: {url} has {err.got:,} bytes, the lock pins {err.expected:,}: "
+                "it is not the pinned file"
+            ) from None
         except TransientError as err:
-            raise FetchError(f"{want.filename}: {url} is not the pinned file ({err})") from None
+            raise FetchError(f"{want.filename}: {url}: {err}") from None
     return retry.run(attempt, on_retry)
 
 

@@ -1,5 +1,5 @@
 """The SBOM inside every layer: CycloneDX 1.6 JSON listing the runtime's files, every wheel, the
-bytecode compiler and the tools that wrote the layer.
+bytecode compilers the lock pins and the tools that wrote the layer.
 
 Written by hand (a dozen keys) rather than through cyclonedx-python-lib, whose documents carry a
 random serial number and the current time; the tests validate ours against the CycloneDX schema
@@ -73,9 +73,13 @@ def sbom(
                 f"?file_name={urllib.parse.quote(wheel.filename)}",
             }
         )
+    # Every compiler the lock pins, whichever one ran here: the same CPython compiles the same
+    # bytes on every host, and the zip must not say which host built it.
     built_with = []
     if compiler.pinned is not None:
-        built_with = _runtime_components(compiler.pinned, "compiler", "bytecode compiler")
+        for arch, pinned in lock.compilers:
+            role = f"bytecode compiler for {arch.value} build hosts"
+            built_with += _runtime_components(pinned, f"compiler-{arch.value}", role)
     tool_components = [
         {"type": "application", "name": name, "version": version}
         for name, version in sorted(tools.as_dict().items())

@@ -350,7 +350,7 @@ def _check_libraries(
             Problem(
                 rel,
                 f"DT_NEEDED {needed}",
-                f"where the loader looks in the layer ({searched or 'nowhere'}) or a system "
+                f"where the loader looks in the layer (searched {searched or 'nowhere'}) or a system "
                 f"library of {target.profile.name}",
                 "neither",
             )
@@ -398,6 +398,12 @@ def verify_layer(
                 "no such file",
             )
         )
+    for link, target in sorted(links.items()):
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
+        if target.startswith("/") or joined == ".." or joined.startswith("../"):
+            problems.append(
+                Problem(link, "symbolic link", "a target inside the layer", f"{target}, outside it")
+            )
     for rel in _candidates(view):
         elf_files.append(rel)
         head = view.head(rel)

@@ -128,6 +128,15 @@ class Cache:
         return reclaim_stale(self.root / "tmp")
 
 
+class ShortBodyError(TransientError):
+    """The content ended before the pinned size: a network hiccup for a download."""
+
+    def __init__(self, message: str, *, expected: int, got: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
 def _copy_verified(
     want: Want | Unknown,
     source: str,
@@ -150,8 +159,10 @@ def _copy_verified(
         if progress is not None:
             progress(len(chunk))
     if limit is not None and size < limit:
-        raise TransientError(
-            f"{want.filename}: truncated: expected {limit} bytes, got {size} from {source}"
+        raise ShortBodyError(
+            f"{want.filename}: truncated: expected {limit} bytes, got {size} from {source}",
+            expected=limit,
+            got=size,
         )
     actual = digest.hexdigest()
     if isinstance(want, Want) and actual != want.sha256:

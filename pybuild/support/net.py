@@ -113,6 +113,8 @@ def open_url(url: str, *, accept: str | None = None) -> Response:
         if isinstance(reason, socket.gaierror):
             host = urllib.parse.urlsplit(url).hostname
             raise OSError(f"cannot resolve {host} ({reason.strerror})") from None
+        if isinstance(reason, FileNotFoundError) and is_local(url):
+            raise NotFoundError(reason.strerror or str(reason)) from None
         if isinstance(reason, OSError) and is_local(url):
             raise OSError(reason.strerror or str(reason)) from None
         if isinstance(reason, FileNotFoundError | IsADirectoryError | PermissionError):

@@ -47,7 +47,9 @@ def run(
         if sys.platform.startswith("linux"):
             _die_with_parent()
 
-    process = subprocess.Popen(
+    stderr_lines: list[str] = []
+    stdout_parts: list[str] = []
+    with subprocess.Popen(
         list(command),
         env=None if env is None else dict(env),
         cwd=cwd,
@@ -56,40 +58,36 @@ def run(
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=prepare,  # noqa: PLW1509 - no threads of ours run Python in the child
-    )
-    stderr_lines: list[str] = []
+    ) as process:
+        out, err = process.stdout, process.stderr
+        assert out is not None and err is not None  # noqa: S101 - piped above
 
-    def read_stderr() -> None:
-        assert process.stderr is not None  # noqa: S101 - piped above
-        for line in process.stderr:
-            stderr_lines.append(line)
-            if on_stderr_line is not None:
-                on_stderr_line(line.rstrip("\n"))
+        def read_stderr() -> None:
+            for line in err:
+                stderr_lines.append(line)
+                if on_stderr_line is not None:
+                    on_stderr_line(line.rstrip("\n"))
 
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    try:
-        if input_text is not None:
-            assert process.stdin is not None  # noqa: S101
-            try:
-                process.stdin.write(input_text)
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-        assert process.stdout is not None  # noqa: S101
-        stdout_box: list[str] = []
-        out_reader = threading.Thread(
-            target=lambda: stdout_box.append(process.stdout.read() if process.stdout else ""),
-            daemon=True,
-        )
-        out_reader.start()
-        process.wait(timeout=timeout)
-        out_reader.join()
-        reader.join()
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
+        readers = [
+            threading.Thread(target=read_stderr, daemon=True),
+            threading.Thread(target=lambda: stdout_parts.append(out.read()), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            if input_text is not None and process.stdin is not None:
+                try:
+                    process.stdin.write(input_text)
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass
+            process.wait(timeout=timeout)
+            for reader in readers:
+                reader.join()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
     return subprocess.CompletedProcess(
-        list(command), process.returncode, "".join(stdout_box), "".join(stderr_lines)
+        list(command), process.returncode, "".join(stdout_parts), "".join(stderr_lines)
     )
