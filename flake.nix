@@ -21,10 +21,8 @@
         pkgs:
         let
           pybuild = pkgs.callPackage ./nix/pybuild.nix { inherit src; };
-          layer = pkgs.callPackage ./layer {
-            inherit pybuild;
-            python = pkgs.python311; # the runtime's minor version compiles the bytecode
-          };
+          # The bytecode compiler is the one the lock pins for this build host.
+          layer = pkgs.callPackage ./layer { inherit pybuild; };
         in
         {
           inherit pybuild layer;

@@ -21,20 +21,21 @@ import platform
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import urllib.parse
 import zipfile
 from pathlib import Path
 
-from _common import ROOT, check_same_wheels, reference_lock, standin_layer, write_section
-from pybuild.model.layerfile import load_layer
+from _common import DEBIAN_EXAMPLE, ROOT, reference_lock, write_section
+from pybuild.model.layerfile import Layer, load_layer
+from pybuild.model.lockfile import read_lock
 from pybuild.model.target import Arch
-from pybuild.runtimes.debian import build_sysroot
+from pybuild.model.tree import Tree
+from pybuild.runtimes.debian import DebianProvider
 from pybuild.smoke.runner import Runner, SmokeSpec
+from pybuild.smoke.sysroot import build_sysroot
 from pybuild.support.cache import default_cache_dir
-from pybuild.support.layerzip import extract_layer
+from pybuild.support.extract import TreeWriter, extract_zip
 from pybuild.ui import Ui
 
 IMPORT = "import litellm"
@@ -54,16 +55,14 @@ def _run(command: list[str], **kwargs: object) -> float:
     return time.perf_counter() - start
 
 
-def pybuild_builds(work: Path) -> tuple[Path, Path, float, float]:
-    """Build the stand-in reference layer with an empty cache, then again warm."""
-    layer_dir = work / "pybuild"
-    layer = standin_layer(layer_dir)
+def pybuild_builds(work: Path) -> tuple[Path, float, float]:
+    """Build the reference layer with Debian's Python with an empty cache, then again warm."""
     subprocess.run(
-        [sys.executable, "-m", "pybuild", "lock", "-q", "--layer", str(layer)], check=True
+        [sys.executable, "-m", "pybuild", "lock", "-q", "--check", "--layer", str(DEBIAN_EXAMPLE)],
+        check=True,
     )
-    check_same_wheels(layer_dir / "lock.json")
-    cache = work / "cold-cache"
-    env = {**os.environ, "PYBUILD_CACHE_DIR": str(cache)}
+    out = work / "pybuild"
+    env = {**os.environ, "PYBUILD_CACHE_DIR": str(work / "cold-cache")}
     command = [
         sys.executable,
         "-m",
@@ -71,34 +70,32 @@ def pybuild_builds(work: Path) -> tuple[Path, Path, float, float]:
         "build",
         "-q",
         "--layer",
-        str(layer),
+        str(DEBIAN_EXAMPLE),
         "--out",
-        str(layer_dir / "dist"),
+        str(out),
     ]
     cold = _run(command, env=env)
     warm = _run(command, env=env)
-    return layer, layer_dir / "dist" / "litellm.zip", cold, warm
+    return out / "litellm-debian12.zip", cold, warm
 
 
-def naive_build(work: Path, runtime: Path) -> tuple[Path, float]:
-    """What users do today, with the same runtime and the same wheel files."""
+def naive_build(work: Path, layer: Layer) -> tuple[Path, float]:
+    """What users do today, with the same runtime (unpruned) and the same wheel files."""
+    lock = read_lock(layer.lock_path)
     root = work / "naive"
     wheels = root / "wheels"
     wheels.mkdir(parents=True)
     cache = default_cache_dir() / "sha256"
-    for wheel in reference_lock().wheels:
+    for wheel in lock.wheels:
         (wheels / wheel.filename).symlink_to(cache / wheel.sha256[:2] / wheel.sha256)
+    runtime_files = {f.sha256: cache / f.sha256[:2] / f.sha256 for f in lock.runtime.files}
     start = time.perf_counter()
-    tree = root / "layer"
-    tree.mkdir()
-    with tarfile.open(runtime) as tar:
-        tar.extractall(tree, filter="tar")
-    site = tree / "python" / "lib" / "python3.11" / "site-packages"
-    # pip wants every acceptable platform tag spelled out, as users copy from its docs
-    tags = reference_lock().target.platform_tags()
-    platforms = [flag for tag in tags for flag in ("--platform", tag)]
+    provider = DebianProvider()
+    tree = Tree(root / "layer", provider.layout(lock.target))
+    provider.install(lock.runtime, runtime_files, tree)
+    site = tree.root / tree.layout.site_packages
     # pip wants every acceptable platform tag spelled out (what users copy from the docs)
-    platforms = [f for tag in reference_lock().target.platform_tags() for f in ("--platform", tag)]
+    platforms = [f for tag in lock.target.platform_tags() for f in ("--platform", tag)]
     subprocess.run(
         [
             sys.executable,
@@ -129,7 +126,7 @@ def naive_build(work: Path, runtime: Path) -> tuple[Path, float]:
         env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
     )
     out = root / "naive.zip"
-    subprocess.run(["zip", "-r", "-9", "-q", str(out), "python"], cwd=tree, check=True)
+    subprocess.run(["zip", "-r", "-9", "-q", str(out), "python"], cwd=tree.root, check=True)
     return out, time.perf_counter() - start
 
 
@@ -153,13 +150,12 @@ def main() -> int:
     args = parser.parse_args()
     ui = Ui()
     sysroot = build_sysroot(default_cache_dir(), ui)
+    layer = load_layer(DEBIAN_EXAMPLE)
     with tempfile.TemporaryDirectory(prefix="pybuild-bench-layer-") as tmp:
         work = Path(tmp)
-        layer_path, pybuild_zip, cold, warm = pybuild_builds(work)
-        layer = load_layer(layer_path)
-        runtime = Path(urllib.parse.unquote(urllib.parse.urlsplit(layer.runtime.url).path))
-        naive_zip, naive_seconds = naive_build(work, runtime)
-        report = json.loads((pybuild_zip.parent / "litellm.report.json").read_text())
+        pybuild_zip, cold, warm = pybuild_builds(work)
+        naive_zip, naive_seconds = naive_build(work, layer)
+        report = json.loads((pybuild_zip.parent / "litellm-debian12.report.json").read_text())
         sizes = {
             "naive": (naive_zip.stat().st_size, _unzipped(naive_zip)),
             "pybuild": (pybuild_zip.stat().st_size, _unzipped(pybuild_zip)),
@@ -168,6 +164,7 @@ def main() -> int:
         spec = SmokeSpec(
             arch=Arch.AARCH64,
             python="python3.11",
+            site_packages=DebianProvider().layout(layer.target).site_packages,
             sysroot=sysroot,
             env=dict(layer.smoke.env),
             timeout=1800,
@@ -175,8 +172,7 @@ def main() -> int:
         runners = {}
         for name, path in (("naive", naive_zip), ("pybuild", pybuild_zip)):
             directory = work / f"{name}-opt"
-            directory.mkdir()
-            extract_layer(path, directory)
+            extract_zip(path, TreeWriter(directory, path.name))
             runners[name] = Runner(directory, spec)
         times: dict[str, dict[str, list[float]]] = {n: {"import": [], "mock": []} for n in runners}
         for run in range(args.runs):
@@ -188,17 +184,13 @@ def main() -> int:
                 f"{times['naive']['import'][-1]:.1f} s, pybuild "
                 f"{times['pybuild']['import'][-1]:.1f} s"
             )
-        how = runners["pybuild"].how
+        how = runners["pybuild"].how.replace(str(sysroot), "pybuild's Debian 12 arm64 sysroot")
 
     median = {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()}
     ratio = median["pybuild"]["import"] / median["naive"]["import"]
-    distributions = report["distributions"]
-    runtime_zipped = distributions.get("runtime", {}).get("zipped_bytes", 0)
-    wheels_zipped = sum(
-        v["zipped_bytes"]
-        for k, v in distributions.items()
-        if k not in ("runtime", "pybuild", "(directories)")
-    )
+    runtime_zipped = report["runtime_share"]["zipped_bytes"]
+    wheels_zipped = sum(p["zipped_bytes"] for p in report["parts"] if p["kind"] == "wheel")
+    goal = next(lim["limit"] for lim in report["limits"] if lim["kind"] == "goal")
     data: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "runs": args.runs,
@@ -221,14 +213,15 @@ def main() -> int:
         "import_ratio": round(ratio, 3),
         "import_goal": IMPORT_GOAL,
         "warm_goal_seconds": WARM_GOAL,
-        "zip_budget": report["budgets"]["zip_bytes"],
+        "zip_goal": goal,
     }
     naive, ours = median["naive"], median["pybuild"]
     markdown = f"""
 ## Reference layer: pybuild vs naive
 
-litellm 1.78.7 and its closure ({len(reference_lock().wheels)} wheels), runtime = the Debian 12
-arm64 python3.11 stand-in (the PBS archive cannot be downloaded here). Same run, same machine
+litellm 1.78.7 and its closure ({len(reference_lock().wheels)} wheels), runtime = Debian 12's
+arm64 python3.11 (`examples/debian12-arm64`: the PBS archive cannot be downloaded here). Same run,
+same machine
 ({data["machine"]}); import and completion under `{how}`, median of {args.runs} interleaved runs
 (absolute times under qemu are not comparable across runs; the ratio is).
 Re-run: `.venv/bin/python benchmarks/layer.py`.
@@ -244,18 +237,11 @@ Re-run: `.venv/bin/python benchmarks/layer.py`.
 - Import time ratio pybuild / naive: **{ratio:.2f}** (goal <= {IMPORT_GOAL}:
   {"met" if ratio <= IMPORT_GOAL else "NOT met"}).
 - Warm rebuild: {warm:.1f} s (goal <= {WARM_GOAL:.0f} s: {"met" if warm <= WARM_GOAL else "NOT met"}).
-- pybuild zip: runtime (stand-in) {runtime_zipped:,} bytes zipped, wheels {wheels_zipped:,}
-  bytes zipped; budget {report["budgets"]["zip_bytes"]:,}.
+- pybuild zip: runtime (Debian's) {runtime_zipped:,} bytes zipped, wheels {wheels_zipped:,}
+  bytes zipped; the layer's goal {goal:,}.
 - The naive layer ships no bytecode and `/opt` is read-only, so every cold start compiles every
   module it imports; pybuild's layer imports precompiled, stripped, pruned code.
-- The real runtime (PBS 3.11.15 `install_only_stripped`, a 31,632,848-byte archive) could not be
-  downloaded on this machine, so its pruned share is not measured here. What carries over: the
-  wheels' share above is exact (same lock); PBS's interpreter links libpython statically since
-  release 20250517, so its shared libpython is removed by the `DT_NEEDED` check as the stand-in's
-  was; the stdlib prune rules are the same. The budget check runs on the real build too: if the
-  PBS runtime's share exceeds the stand-in's by more than the margin to
-  {report["budgets"]["zip_bytes"]:,} bytes ({report["budgets"]["zip_bytes"] - sizes["pybuild"][0]:,}
-  here), `pybuild build` fails and names the largest parts.
+- The real runtime's share: see the estimate in the section below.
 """
     write_section("layer", markdown, data)
     print(markdown)

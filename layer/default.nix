@@ -4,28 +4,27 @@
 # Type: {
 #   stdenvNoCC, fetchurl, fetchPypi,   # from nixpkgs
 #   pybuild,                           # the tool (nix/pybuild.nix)
-#   python,                            # compiles the bytecode: the runtime's minor version
 #   layerDir ? ./.,                    # holds layer.toml, lock.json, smoke/
 #   requirements ? ../requirements.txt,
-#   sourceDateEpoch ? 315532800,       # 1980-01-01, pybuild's default
+#   sourceDateEpoch ? 315576060,       # 1980-01-01T12:01:00Z, pybuild's default
 # } -> derivation  (out: <name>.zip, <name>.report.json, <name>.report.txt)
 #
 # Example:
-#   pkgs.callPackage ./layer { pybuild = self.packages.${system}.pybuild; python = pkgs.python311; }
+#   pkgs.callPackage ./layer { pybuild = self.packages.${system}.pybuild; }
 #
-# The runtime is a fetchurl of the lock's URL with its SRI hash; each wheel a fetchPypi with
-# format = "wheel" and the tags of its file name, so no index host is written here (nixpkgs'
-# helper knows PyPI's). The build must leave the target's ELF files exactly as pybuild wrote
-# them: nixpkgs' fixup (strip, patchelf, shebang patching) is switched off.
+# Each file of the runtime and of the bytecode compiler the lock pins for this build host is a
+# fetchurl named after its unquoted file name (a store name cannot hold the %2B of a URL); each
+# wheel a fetchPypi with format = "wheel" and the tags of its file name, so no index host is
+# written here (nixpkgs' helper knows PyPI's). The build must leave the target's ELF files
+# exactly as pybuild wrote them: nixpkgs' fixup (strip, patchelf, shebang patching) is off.
 {
   stdenvNoCC,
   fetchurl,
   fetchPypi,
   pybuild,
-  python,
   layerDir ? ./.,
   requirements ? ../requirements.txt,
-  sourceDateEpoch ? 315532800,
+  sourceDateEpoch ? 315576060,
 }:
 let
   sri = import ../nix/sri.nix;
@@ -51,10 +50,26 @@ let
     else
       throw "layer/default.nix: ${filename}: build-tagged or malformed wheel names are not supported";
 
-  runtime = fetchurl {
-    url = lock.runtime.url;
-    hash = sri lock.runtime.sha256;
-  };
+  # A runtime or compiler file: its URL, or a Debian package's pool path on Debian's mirrors.
+  fetchLocked =
+    file:
+    fetchurl {
+      name = file.filename;
+      url =
+        file.url or (
+          if file.debian.archive == "debian" then
+            "mirror://debian/${file.debian.path}"
+          else
+            "https://deb.debian.org/debian-security/${file.debian.path}"
+        );
+      hash = sri file.sha256;
+    };
+
+  hostArch = stdenvNoCC.buildPlatform.parsed.cpu.name;
+  runtime = map fetchLocked lock.runtime.files;
+  compiler = map fetchLocked (
+    (lock.compilers.${hostArch} or (throw "layer/default.nix: the lock pins no bytecode compiler for ${hostArch} build hosts")).files
+  );
 
   wheels = map (
     wheel:
@@ -88,19 +103,17 @@ stdenvNoCC.mkDerivation {
     runHook preBuild
     export HOME="$TMPDIR" PYBUILD_CACHE_DIR="$TMPDIR/cache"
     mkdir -p inputs work/layer
-    ln -s ${runtime} inputs/runtime
-    ${builtins.concatStringsSep "\n" (map (w: "ln -s ${w} inputs/") wheels)}
+    ${builtins.concatStringsSep "\n" (map (f: "ln -s ${f} inputs/") (runtime ++ compiler ++ wheels))}
     cp -r ${layerDir}/. work/layer/
     cp ${requirements} work/requirements.txt
     chmod -R u+w work
-    pybuild build --offline --from inputs --layer work/layer/layer.toml --out "$out" \
-      --python ${python}/bin/python${lock.target.python}
+    pybuild build --offline --from inputs --layer work/layer/layer.toml --out "$out"
     runHook postBuild
   '';
 
   dontInstall = true;
 
   passthru = {
-    inherit lock runtime wheels;
+    inherit lock runtime compiler wheels;
   };
 }

@@ -100,7 +100,7 @@ class FakeArchive:
     def mirrors(self) -> dict[str, str]:
         return {name: (self.root / name).as_uri() for name in ("debian", "debian-security")}
 
-    def add(
+    def add(  # noqa: PLR0917 - an index record's fields, in the order Debian writes them
         self, archive: str, dist: str, name: str, version: str, arch: str, files: dict[str, File]
     ) -> Path:
         pool = f"pool/main/{name[0]}/{name}/{name}_{version}_{arch}.deb"

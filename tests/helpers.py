@@ -6,6 +6,8 @@ Nothing binary is committed for these tests; every wheel and archive is made in 
 from __future__ import annotations
 
 import base64
+import contextlib
+import gzip
 import hashlib
 import html
 import io
@@ -23,7 +25,14 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from pybuild.model.layerfile import Layer, Provider
-from pybuild.model.lockfile import Inputs, Lock, LockedFile, LockedRuntime, LockedWheel
+from pybuild.model.lockfile import (
+    Lock,
+    LockedFile,
+    LockedRuntime,
+    LockedWheel,
+    input_digests,
+)
+from pybuild.model.requirements import load_requirements
 from pybuild.runtimes.compiler import Compiler
 from pybuild.support.cache import file_sha256
 
@@ -86,6 +95,17 @@ def make_sdist(directory: Path, name: str, version: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _tar_gz(path: Path) -> Iterator[tarfile.TarFile]:
+    """A .tar.gz whose bytes depend only on its members (gzip's header holds no time)."""
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w") as archive,
+    ):
+        yield archive
+
+
 def make_runtime_archive(
     directory: Path,
     name: str = "cpython-3.11.15+20990101-aarch64-unknown-linux-gnu-install_only.tar.gz",
@@ -94,7 +114,7 @@ def make_runtime_archive(
     """A small tarball in PBS layout (python/bin/python3.11) standing in for a runtime archive."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    with tarfile.open(path, "w:gz") as archive:
+    with _tar_gz(path) as archive:
         info = tarfile.TarInfo("python/bin/python3.11")
         info.size = len(payload)
         info.mode = 0o755
@@ -150,7 +170,7 @@ def make_fake_runtime(
     }
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    with tarfile.open(path, "w:gz") as archive:
+    with _tar_gz(path) as archive:
         for member, data in sorted(files.items()):
             info = tarfile.TarInfo(member)
             info.size = len(data)
@@ -324,7 +344,8 @@ def write_layer(
 ) -> Path:
     """Write layer.toml + requirements.txt; the runtime is a local file:// URL when given.
 
-    The runtime's release is one pybuild's table does not know, so no compiler is pinned for it:
+    The runtime's release is one pybuild's table does not know, so layer.toml pins the other
+    architecture's compiler itself (another fixture archive); neither is a real CPython, so
     builds of such a layer pass `--python` (`python_args()`), the escape hatch."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "requirements.txt").write_text(requirements, encoding="utf-8")
@@ -333,6 +354,11 @@ def write_layer(
             directory / "runtime",
             name=f"cpython-3.11.15+{FAKE_RELEASE}-{arch}-unknown-linux-gnu-install_only.tar.gz",
         )
+    other = "x86_64" if arch == "aarch64" else "aarch64"
+    compiler = make_runtime_archive(
+        directory / "runtime",
+        name=f"cpython-3.11.15+{FAKE_RELEASE}-{other}-unknown-linux-gnu-install_only_stripped.tar.gz",
+    )
     layer = directory / "layer.toml"
     layer.write_text(
         f'name = "{name}"\n'
@@ -345,7 +371,11 @@ def write_layer(
         f'sha256 = "{sha256_of(runtime)}"\n'
         f"size = {runtime.stat().st_size}\n"
         f'python_version = "3.11.15"\nrelease = "{FAKE_RELEASE}"\n'
-        'flavor = "install_only"\n',
+        'flavor = "install_only"\n'
+        f"[runtime.compilers.{other}]\n"
+        f'url = "{compiler.as_uri()}"\n'
+        f'sha256 = "{sha256_of(compiler)}"\n'
+        f"size = {compiler.stat().st_size}\n",
         encoding="utf-8",
     )
     return layer
@@ -388,6 +418,15 @@ def fixture_lock(layer: Layer, runtime: Path, wheels: list[Path]) -> tuple[Lock,
         runtime=locked_runtime,
         compilers=(),
         wheels=tuple(locked_wheels),
-        inputs=Inputs(layer="0" * 64, requirements="0" * 64),
+        inputs=input_digests(layer, load_requirements(layer.requirements)),
     )
     return lock, files
+
+
+def write_fixture_lock(layer_path: Path, runtime: Path, wheels: list[Path]) -> Lock:
+    """`fixture_lock`, written as the layer's lock.json (current: its inputs are the layer's)."""
+    from pybuild.model.layerfile import load_layer
+
+    lock, _ = fixture_lock(load_layer(layer_path), runtime, wheels)
+    (layer_path.parent / "lock.json").write_text(lock.to_json(), encoding="utf-8")
+    return lock

@@ -4,11 +4,10 @@ cache that is verified on every read; a fixed point of Debian's strip-nondetermi
 from __future__ import annotations
 
 import os
-import zipfile
-from pathlib import Path
-
 import shutil
 import subprocess
+import zipfile
+from pathlib import Path
 
 import deflate
 import pytest

@@ -30,9 +30,7 @@ def _tree(tmp_path: Path) -> Tree:
     return Tree(root.resolve(), Layout(PythonVersion(3, 11), SITE))
 
 
-def _assemble(
-    runtime: Path, wheels: list[WheelInput], tree: Tree, tmp_path: Path
-) -> list[object]:
+def _assemble(runtime: Path, wheels: list[WheelInput], tree: Tree, tmp_path: Path) -> list[object]:
     locked = LockedRuntime(
         provider=Provider.PBS,
         python_version="3.11.15",

@@ -255,7 +255,7 @@ def test_extends_loops_and_missing_parents(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="extends itself"):
         load_layer(tmp_path / "a.toml")
     (tmp_path / "c.toml").write_text('extends = "nope.toml"\n')
-    with pytest.raises(ConfigError, match="extends: .*nope.toml: no such file"):
+    with pytest.raises(ConfigError, match=r"extends: .*nope\.toml: no such file"):
         load_layer(tmp_path / "c.toml")
 
 
@@ -288,7 +288,7 @@ def test_unknown_profiles_and_providers_are_refused_at_load(
 
 
 def test_debian_runtime_keys(tmp_path: Path) -> None:
-    text = GOOD.split("[runtime]")[0].replace('glibc = "2.34"', 'glibc = "2.36"')
+    text = GOOD.split("[runtime]", maxsplit=1)[0].replace('glibc = "2.34"', 'glibc = "2.36"')
     message = _error(tmp_path, text + '[runtime]\nprovider = "debian"\nrelease = "x"\n')
     assert "runtime.suite: missing" in message and "runtime.release: unknown key" in message
     layer_path = tmp_path / "layer.toml"

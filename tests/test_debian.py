@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakedebian import FakeArchive, File, Key, make_key
 
-from fakedebian import FakeArchive, Key, make_key
 from pybuild.errors import FetchError, LockError
 from pybuild.model.layerfile import DebianRuntime, load_layer
 from pybuild.model.target import Arch
@@ -66,7 +66,7 @@ def test_upstream_version() -> None:
     assert upstream_version("5") == "5"
 
 
-PYTHON = {
+PYTHON: dict[str, dict[str, File]] = {
     "python3.11-minimal": {"usr/bin/python3.11": b"\x7fELF interpreter", "usr/share/doc/x": b"d"},
     "libpython3.11-minimal": {
         "usr/lib/python3.11/os.py": b"SEP = '/'\n",
@@ -155,7 +155,7 @@ def test_an_index_other_than_inrelease_says_is_refused(
     reader = DebianArchive(
         "bookworm", Cache(tmp_path / "cache"), QUIET, archive.mirrors(), keyring=archive.key.keyring
     )
-    with pytest.raises(LockError, match="Packages.xz"):
+    with pytest.raises(LockError, match=r"Packages\.xz"):
         reader.newest(["libc6"], Arch.AARCH64)
 
 
@@ -251,7 +251,7 @@ def test_the_architectures_must_agree(archive: FakeArchive, tmp_path: Path) -> N
     archive.publish([("debian-security", "bookworm-security")])
     layer = load_layer(_layer_toml(tmp_path / "layer", archive))
     with pytest.raises(
-        LockError, match="differs between architectures .*amd64 3.11.2-6\\+deb12u10"
+        LockError, match=r"differs between architectures .*amd64 3\.11\.2-6\+deb12u10"
     ):
         DebianProvider().lock(layer, Cache(tmp_path / "cache"), QUIET)
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, IndexServer, make_fake_runtime, make_wheel, write_layer
+from helpers import (
+    FIXTURES,
+    IndexServer,
+    make_fake_runtime,
+    make_wheel,
+    python_args,
+    write_fixture_lock,
+    write_layer,
+)
 from pybuild.cli import main
 from pybuild.elf.reader import read_elf
 from pybuild.errors import CheckError
@@ -96,11 +105,10 @@ def test_report_of_any_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert out.index("python (bin)") < out.index("six")  # largest (zipped) first
 
 
-@pytest.mark.slow
 def test_build_check(
     index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    index.add(
+    wheels = [
         make_wheel(
             tmp_path / "d",
             "native",
@@ -112,33 +120,51 @@ def test_build_check(
             },
         ),
         make_wheel(tmp_path / "d", "pure", "1.0"),
-    )
-    layer = write_layer(
-        tmp_path / "layer", "native==2.0\npure==1.0\n", runtime=make_fake_runtime(tmp_path / "rt")
-    )
-    assert main(["lock", "-q", "--layer", str(layer)]) == 0
-    assert main(["build", "--check", "--layer", str(layer), "--out", str(tmp_path / "out")]) == 0
-    assert "--check: both builds are " in capsys.readouterr().err
+    ]
+    index.add(*wheels)
+    runtime = make_fake_runtime(tmp_path / "rt")
+    layer = write_layer(tmp_path / "layer", "native==2.0\npure==1.0\n", runtime=runtime)
+    write_fixture_lock(layer, runtime, wheels)
+    out = tmp_path / "out"
+    command = ["build", "--check", "--layer", str(layer), "--out", str(out), *python_args()]
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert "--check: building again: a separate process with a fresh cache" in err
+    for variation in ("umask 027", "TZ=Pacific/Chatham", "locale tr_TR.UTF-8", "reverse order"):
+        assert variation in err
+    assert "--check: both builds are " in err
 
     # A first build that differs from what the inputs give is caught, naming the entry.
     from pybuild.model.layerfile import load_layer
-    from pybuild.pipeline import BuildRequest, build, check_reproducible
+    from pybuild.pipeline import BuildRequest, Sources, build, prepare
+    from pybuild.stages.archive import DEFAULT_EPOCH
     from pybuild.support.cache import Cache, default_cache_dir
     from pybuild.support.index import configured_indexes
+    from pybuild.tools.repro import check_reproducible
     from pybuild.ui import Ui
 
+    quiet = Ui(quiet=True)
+    sources = Sources(indexes=configured_indexes(), python=sys.executable)
+    cache = Cache(default_cache_dir())
+    layer_def = load_layer(layer)
+    lock, files, compiler, tools = prepare(layer_def, sources, cache, quiet)
     request = BuildRequest(
-        layer=load_layer(layer),
+        layer=layer_def,
+        lock=lock,
+        files=files,
         out_dir=tmp_path / "out2",
-        cache=Cache(default_cache_dir()),
-        indexes=configured_indexes(),
+        cache=cache,
+        compiler=compiler,
+        tools=tools,
+        epoch=DEFAULT_EPOCH,
     )
-    first = build(request, Ui(quiet=True))
+    first = build(request, quiet)
     tampered = tmp_path / "tampered.zip"
     with zipfile.ZipFile(first.archive.path) as src, zipfile.ZipFile(tampered, "w") as dst:
         for info in src.infolist():
             data = src.read(info)
             dst.writestr(info, data + b"# edited\n" if info.filename.endswith(".py") else data)
     shutil.copy(tampered, first.archive.path)
-    with pytest.raises(CheckError, match=r"--check: the two builds differ: ~ python/"):
-        check_reproducible(request, first, Ui(quiet=True))
+    with pytest.raises(CheckError, match=r"--check: the two builds differ") as raised:
+        check_reproducible(layer_def, request, first, sources, quiet)
+    assert any(line.startswith("~ python/") for line in raised.value.details)

@@ -10,17 +10,19 @@ import pytest
 from helpers import IndexServer, make_sdist, make_wheel, sha256_of, write_layer
 from pybuild.cli import main
 from pybuild.model.target import Arch, Target
+from pybuild.model.versions import GlibcVersion, PythonVersion
 from pybuild.stages.lock import select_wheel
 from pybuild.stages.resolve import Candidate
 
-pytestmark = pytest.mark.slow  # runs uv
+# The tests that run uv are marked slow; picking a wheel is pure and fast.
+uv = pytest.mark.slow
 
 
 def _candidates(*filenames: str) -> list[Candidate]:
     return [Candidate(f, f"https://example.invalid/{f}", None, None) for f in filenames]
 
 
-AARCH64 = Target(arch=Arch.AARCH64, glibc=(2, 34), python=(3, 11))
+AARCH64 = Target(arch=Arch.AARCH64, glibc=GlibcVersion(2, 34), python=PythonVersion(3, 11))
 
 
 def test_select_prefers_cpython_abi_over_abi3_over_pure() -> None:
@@ -44,7 +46,7 @@ def test_select_respects_glibc_ceiling_and_arch() -> None:
         "pkg-1.0-cp311-cp311-manylinux_2_28_x86_64.whl",
     )
     assert select_wheel(files, AARCH64) is None
-    x86 = Target(arch=Arch.X86_64, glibc=(2, 34), python=(3, 11))
+    x86 = Target(arch=Arch.X86_64, glibc=GlibcVersion(2, 34), python=PythonVersion(3, 11))
     assert select_wheel(files, x86).filename.endswith("x86_64.whl")  # type: ignore[union-attr]
     newest = _candidates(
         "pkg-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
@@ -81,6 +83,7 @@ def _lock(layer: Path, *extra: str) -> int:
     return main(["lock", "--layer", str(layer), "-q", *extra])
 
 
+@uv
 def test_lock_selects_target_wheels_and_is_byte_stable(index: IndexServer, tmp_path: Path) -> None:
     wheels = _populate(index, tmp_path / "dists")
     layer = write_layer(tmp_path / "layer", "app==1.0\nnative==2.0\n")
@@ -104,6 +107,7 @@ def test_lock_selects_target_wheels_and_is_byte_stable(index: IndexServer, tmp_p
     assert _lock(layer, "--check") == 0
 
 
+@uv
 def test_json_index_with_sizes_needs_no_download(index: IndexServer, tmp_path: Path) -> None:
     index.json_pages = True
     _populate(index, tmp_path / "dists")
@@ -117,6 +121,7 @@ def test_json_index_with_sizes_needs_no_download(index: IndexServer, tmp_path: P
     assert (layer.parent / "lock.json").read_bytes() == html_lock  # same lock either way
 
 
+@uv
 def test_lock_for_x86_64(index: IndexServer, tmp_path: Path) -> None:
     wheels = _populate(index, tmp_path / "dists")
     layer = write_layer(tmp_path / "layer", "app==1.0\nnative==2.0\n", arch="x86_64")
@@ -126,6 +131,7 @@ def test_lock_for_x86_64(index: IndexServer, tmp_path: Path) -> None:
     assert native["filename"] == wheels["native_x86"].name
 
 
+@uv
 def test_index_without_hashes_or_sizes_is_measured(index: IndexServer, tmp_path: Path) -> None:
     index.hashes_in_pages = False
     wheels = _populate(index, tmp_path / "dists")
@@ -136,6 +142,7 @@ def test_index_without_hashes_or_sizes_is_measured(index: IndexServer, tmp_path:
     assert native["sha256"] == sha256_of(wheels["native"])
 
 
+@uv
 def test_check_detects_stale_lock(
     index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -154,9 +161,13 @@ def test_check_detects_stale_lock(
     assert "is stale" in err and "native 2.0 -> 2.1" in err
 
     requirements.write_text("app==1.0\nnative==2.0\n")
-    layer.write_text(layer.read_text().replace('glibc = "2.34"', 'glibc = "2.28"'))
+    layer.write_text(
+        layer.read_text().replace('python = "3.11"', 'python = "3.11"\nprofile = "al2023"')
+    )
+    assert _lock(layer, "--check") == 0  # the profile glibc 2.34 selects anyway
+    layer.write_text(layer.read_text().replace("20990101", "20990102"))
     assert _lock(layer, "--check") == 1
-    assert "layer.toml changed (name, target or runtime)" in capsys.readouterr().err
+    assert "layer.toml changed (name, target, profile or runtime)" in capsys.readouterr().err
 
 
 def test_check_without_lock_fails_cleanly(
@@ -167,6 +178,7 @@ def test_check_without_lock_fails_cleanly(
     assert "run `pybuild lock` first" in capsys.readouterr().err
 
 
+@uv
 def test_sdist_only_names_package_and_tags(
     index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -182,6 +194,7 @@ def test_sdist_only_names_package_and_tags(
     assert not (layer.parent / "lock.json").exists()
 
 
+@uv
 def test_only_foreign_wheels(
     index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -197,6 +210,7 @@ def test_only_foreign_wheels(
     assert "cext-3.1-cp311-cp311-manylinux_2_38_aarch64.whl" in err
 
 
+@uv
 def test_unpinned_transitive_dependency(
     index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -207,6 +221,7 @@ def test_unpinned_transitive_dependency(
     assert "the resolution needs native==2.0, which are not pinned" in err
 
 
+@uv
 def test_conflicting_closure(
     index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -229,3 +244,42 @@ def test_unpinned_requirement_is_refused_before_resolving(
     assert _lock(layer) == 2
     assert "app>=1.0 is not pinned: use app==VERSION" in capsys.readouterr().err
     assert index.requests == []
+
+
+@uv
+def test_a_version_that_does_not_exist_keeps_uvs_reason(
+    index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _populate(index, tmp_path / "dists")
+    layer = write_layer(tmp_path / "layer", "app==1.0\nnative==9.9\n")
+    assert _lock(layer) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: resolution failed for aarch64")
+    assert "native" in err and "9.9" in err
+    assert "no files at all" not in err and "has no wheel" not in err
+
+
+@uv
+def test_an_unreachable_index_keeps_uvs_reason(
+    tmp_path: Path,
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PYBUILD_INDEX_URL", "http://127.0.0.1:9/simple/")  # nothing listens
+    layer = write_layer(tmp_path / "layer", "app==1.0\n")
+    assert _lock(layer) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resolution failed" in err
+    assert "127.0.0.1:9" in err
+    assert "no files at all" not in err and "has no wheel" not in err
+
+
+def test_unknown_profile_or_glibc_is_refused_with_the_known_ones(
+    tmp_path: Path, isolated_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layer = write_layer(tmp_path / "layer", "app==1.0\n", glibc="2.31")
+    assert _lock(layer) == 2
+    err = capsys.readouterr().err
+    assert "target.glibc: no system profile for glibc 2.31" in err
+    assert "al2023 (glibc 2.34), al2 (glibc 2.26), debian12 (glibc 2.36)" in err

@@ -9,7 +9,9 @@ import pytest
 
 from conftest import REPO
 from pybuild.errors import LockError
-from pybuild.model.lockfile import Lock, dumps_stable, read_lock
+from pybuild.model.lockfile import Lock, read_lock
+from pybuild.model.target import Arch
+from pybuild.support.jsonout import dumps_stable
 
 
 def _reference() -> dict[str, Any]:
@@ -26,8 +28,18 @@ def test_reference_lock_round_trips_byte_for_byte() -> None:
 
 def test_reference_lock_pins_runtime_and_one_wheel_per_distribution() -> None:
     lock = read_lock(REPO / "layer" / "lock.json")
-    assert lock.runtime.sha256 == (
-        "e244df64d3f281d2cf33f492499a33a1cf5d872936ffc402ece48b833819c2a7"
+    (runtime,) = lock.runtime.files
+    assert runtime.sha256 == "e244df64d3f281d2cf33f492499a33a1cf5d872936ffc402ece48b833819c2a7"
+    # a bytecode compiler for each build host: the runtime itself on aarch64, the same CPython
+    # and release for x86_64 (pbs-assets.json, cross-checked)
+    assert lock.compiler(Arch.AARCH64) == lock.runtime
+    x86 = lock.compiler(Arch.X86_64)
+    assert x86 is not None and x86.python_version == lock.runtime.python_version == "3.11.15"
+    assert x86.files[0].filename == (
+        "cpython-3.11.15+20260414-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz"
+    )
+    assert x86.files[0].sha256 == (
+        "b702a19b26cbd007abf9ccbaa45dfdff99e9dbd646d89c9f3c9bb7b501aea44f"
     )
     names = [w.name for w in lock.wheels]
     assert len(names) == len(set(names))
@@ -58,7 +70,17 @@ def test_key_order_does_not_matter_on_output() -> None:
         (lambda d: d["wheels"][2].update(version="0.0.1"), "is not a wheel of"),
         (lambda d: d["wheels"][0].update(color="red"), "x: wheels[0].color: unknown key"),
         (lambda d: d.update(version=99), "x: version: unsupported lock version 99"),
-        (lambda d: d["runtime"].pop("sha256"), "runtime.sha256: missing"),
+        (
+            lambda d: d["runtime"]["files"][0].pop("sha256"),
+            "x: runtime.files[0].sha256: expected a non-empty string",
+        ),
+        (
+            lambda d: d["runtime"]["files"][0].pop("url"),
+            "x: runtime.files[0]: needs exactly one of url and debian",
+        ),
+        (lambda d: d["runtime"].update(provider="conda"), "x: runtime.provider: 'conda' is not"),
+        (lambda d: d["compilers"].update(arm={}), "x: compilers.arm: not an architecture"),
+        (lambda d: d["target"].update(glibc="two"), "x: target.glibc: 'two' is not of the form"),
         (lambda d: d.update(wheels={}), "x: wheels: expected an array"),
         (lambda d: d["wheels"].append(dict(d["wheels"][0])), "is locked more than once"),
         (lambda d: d["inputs"].update(layer=""), "x: inputs.layer: expected a non-empty string"),
@@ -78,3 +100,19 @@ def test_unreadable_lock(tmp_path: Path) -> None:
     (tmp_path / "lock.json").write_text("{", encoding="utf-8")
     with pytest.raises(LockError, match="invalid JSON"):
         read_lock(tmp_path / "lock.json")
+
+
+def test_the_debian_example_lock_pins_debian_packages() -> None:
+    lock = read_lock(REPO / "examples" / "debian12-arm64" / "lock.json")
+    assert all(f.debian is not None and f.url is None for f in lock.runtime.files)
+    assert {f.debian.package for f in lock.runtime.files if f.debian} == {
+        "python3.11-minimal",
+        "libpython3.11-minimal",
+        "libpython3.11-stdlib",
+    }
+    amd64 = lock.compiler(Arch.X86_64)
+    assert amd64 is not None
+    assert {f.debian.architecture for f in amd64.files if f.debian} == {"amd64"}
+    assert lock.compiler(Arch.AARCH64) == lock.runtime
+    text = (REPO / "examples" / "debian12-arm64" / "lock.json").read_text()
+    assert "deb.debian.org" not in text  # pool paths only: any mirror serves them

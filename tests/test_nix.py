@@ -19,6 +19,7 @@ import pytest
 
 from conftest import REPO
 from pybuild.model.lockfile import read_lock
+from pybuild.model.target import Arch
 from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
 from pybuild.support.cache import Cache, file_sha256
 from pybuild.support.index import configured_indexes
@@ -66,7 +67,8 @@ def test_every_nix_file_parses(path: Path) -> None:
 
 def test_sri_conversion_matches_python() -> None:
     lock = read_lock(REPO / "layer" / "lock.json")
-    digests = [lock.runtime.sha256, *(w.sha256 for w in lock.wheels), "0" * 64, "f" * 64]
+    runtime = [f.sha256 for f in lock.runtime.files]
+    digests = [*runtime, *(w.sha256 for w in lock.wheels), "0" * 64, "f" * 64]
     converted = _eval_json("map (import ./nix/sri.nix) " + json.dumps(digests).replace(",", " "))
     assert converted == [_sri(d) for d in digests]
 
@@ -88,8 +90,11 @@ STANDINS = """
 let
   fake = name: { outPath = "/nix/store/00000000000000000000000000000000-" + name; };
   standins = {
-    stdenvNoCC.mkDerivation = attrs: attrs;
-    fetchurl = { url, hash }: fake "runtime" // { kind = "fetchurl"; inherit url hash; };
+    stdenvNoCC = {
+      mkDerivation = attrs: attrs;
+      buildPlatform.parsed.cpu.name = "x86_64";
+    };
+    fetchurl = { name, url, hash }: fake name // { kind = "fetchurl"; inherit name url hash; };
     fetchPypi = { pname, version, format, dist, python, abi, platform, hash }:
       fake pname // {
         kind = "fetchPypi";
@@ -99,12 +104,12 @@ let
           + "${platform}.whl";
       };
     pybuild = fake "pybuild";
-    python = fake "python3";
   };
   drv = import ./layer/default.nix standins;
 in {
   inherit (drv) dontStrip dontPatchELF dontPatchShebangs dontFixup SOURCE_DATE_EPOCH buildPhase;
-  runtime = { inherit (drv.passthru.runtime) kind url hash; };
+  runtime = map (f: { inherit (f) kind name url hash; }) drv.passthru.runtime;
+  compiler = map (f: { inherit (f) kind name url hash; }) drv.passthru.compiler;
   wheels = map (w: { inherit (w) kind url hash format; }) drv.passthru.wheels;
 }
 """
@@ -114,11 +119,21 @@ def test_layer_nix_maps_the_lock_to_fixed_output_fetches() -> None:
     lock = read_lock(REPO / "layer" / "lock.json")
     result = _eval_json(STANDINS)
     assert isinstance(result, dict)
-    assert result["runtime"] == {
-        "kind": "fetchurl",
-        "url": lock.runtime.url,
-        "hash": _sri(lock.runtime.sha256),
-    }
+    (runtime,) = lock.runtime.files
+    assert result["runtime"] == [
+        {
+            "kind": "fetchurl",
+            "name": runtime.filename,  # unquoted: "%2B" is no valid store name
+            "url": runtime.url,
+            "hash": _sri(runtime.sha256),
+        }
+    ]
+    compiler = lock.compiler(Arch.X86_64)
+    assert compiler is not None
+    assert result["compiler"] == [
+        {"kind": "fetchurl", "name": f.filename, "url": f.url, "hash": _sri(f.sha256)}
+        for f in compiler.files
+    ]
     wheels = sorted(lock.wheels, key=lambda w: w.name)
     assert len(result["wheels"]) == len(wheels)
     by_file = {w["url"].rsplit("/", 1)[1]: w for w in result["wheels"]}
@@ -135,12 +150,9 @@ def test_layer_nix_maps_the_lock_to_fixed_output_fetches() -> None:
     # nixpkgs' habits of patching ELF files and shebangs are off; the build is pinned in time
     assert result["dontStrip"] is result["dontPatchELF"] is result["dontFixup"] is True
     assert result["dontPatchShebangs"] is True
-    assert result["SOURCE_DATE_EPOCH"] == "315532800"
+    assert result["SOURCE_DATE_EPOCH"] == "315576060"
     assert "pybuild build --offline --from inputs" in result["buildPhase"]
-    assert (
-        "--python /nix/store/00000000000000000000000000000000-python3/bin/python3.11"
-        in result["buildPhase"]
-    )
+    assert "--python" not in result["buildPhase"]  # the lock's pinned compiler, not nixpkgs'
 
 
 @pytest.mark.network
@@ -152,7 +164,8 @@ def test_sri_hashes_against_nix_fixed_output_fetch(
     nix_build = _nix("nix-build")
     lock = read_lock(REPO / "layer" / "lock.json")
     wheels = sorted(
-        (a for a in lock_artifacts(lock) if a.kind == "wheel"), key=lambda a: a.want.size
+        (a for a in lock_artifacts(lock, host=None, mirrors={}) if a.kind == "wheel"),
+        key=lambda a: a.want.size,
     )[:3]
     cache = Cache(tmp_path / "cache")
     fetched = fetch_artifacts(wheels, cache, indexes=configured_indexes(), ui=Ui(quiet=True))

@@ -1,6 +1,6 @@
 """The Node.js helper (integrations/node) against the real bridge in the reference layer, built
-with the Debian stand-in runtime and run like the smoke test (qemu on x86_64 hosts, /opt as
-root): Node's own test runner drives it."""
+with Debian's Python (examples/debian12-arm64) and run like the smoke test (qemu on x86_64 hosts,
+/opt as root): Node's own test runner drives it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,9 @@ from pybuild.cli import main
 from pybuild.model.layerfile import load_layer
 from pybuild.smoke.runner import Runner, SmokeSpec
 from pybuild.support.cache import default_cache_dir
-from pybuild.support.layerzip import extract_layer
+from pybuild.support.extract import TreeWriter, extract_zip
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-from _common import standin_layer
+EXAMPLE = REPO / "examples" / "debian12-arm64" / "layer.toml"
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -33,18 +31,15 @@ def test_node_helper_against_the_layer(tmp_path: Path) -> None:
         pytest.skip("node is not installed")
     if shutil.which("qemu-aarch64-static") is None and platform.machine() != "aarch64":
         pytest.skip("qemu-aarch64-static is not installed (Debian: qemu-user-static)")
-    from pybuild.runtimes.debian import build_sysroot
+    from pybuild.smoke.sysroot import build_sysroot
     from pybuild.ui import Ui
 
-    layer_path = standin_layer(tmp_path / "layer", Ui(quiet=True))
-    assert main(["lock", "-q", "--layer", str(layer_path)]) == 0
-    assert main(["build", "-q", "--layer", str(layer_path), "--out", str(tmp_path / "dist")]) == 0
+    assert main(["build", "-q", "--layer", str(EXAMPLE), "--out", str(tmp_path / "dist")]) == 0
     opt = tmp_path / "opt"
-    opt.mkdir()
-    extract_layer(tmp_path / "dist" / "litellm.zip", opt)
-    assert (opt / "python/lib/python3.11/site-packages/litellm_bridge.pyc").is_file()
+    extract_zip(tmp_path / "dist" / "litellm-debian12.zip", TreeWriter(opt, "layer"))
+    assert (opt / "python/lib/python3/dist-packages/litellm_bridge.pyc").is_file()
 
-    layer = load_layer(layer_path)
+    layer = load_layer(EXAMPLE)
     spec = SmokeSpec(
         arch=layer.target.arch,
         python="python3.11",

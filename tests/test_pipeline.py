@@ -19,7 +19,15 @@ from typing import Any
 
 import pytest
 
-from helpers import FIXTURES, fixture_lock, host_compiler, make_fake_runtime, make_wheel, write_layer
+from conftest import REPO
+from helpers import (
+    FIXTURES,
+    fixture_lock,
+    host_compiler,
+    make_fake_runtime,
+    make_wheel,
+    write_layer,
+)
 from pybuild.errors import CheckError
 from pybuild.model.layerfile import load_layer
 from pybuild.pipeline import BuildRequest, BuildResult, build
@@ -227,7 +235,9 @@ def test_verify_failure_is_a_summary_and_one_problem_per_line(
         builder(wheels=wheels)
     assert str(raised.value) == "verify failed: 2 problems in 2 files"
     details = raised.value.details
-    assert any(d.startswith(f"{SITE}/native/_x.so: architecture: expected aarch64") for d in details)
+    assert any(
+        d.startswith(f"{SITE}/native/_x.so: architecture: expected aarch64") for d in details
+    )
     assert any(d.startswith(f"{SITE}/native/_y.so: symbol version from libc.so.6") for d in details)
     assert not (tmp_path / "dist" / "testlayer.zip").exists()
 
@@ -241,7 +251,9 @@ def test_goal_is_reported_and_fails_only_when_strict(
     assert over.deployable and over.archive.path.name == "testlayer.zip"
     goal = next(lim for lim in over.report.limits if lim.kind == "goal")
     assert goal.over and not goal.fails_build and goal.gap == 1000 - first.archive.size
-    with pytest.raises(CheckError, match=r"over budget: zipped [\d,]+ bytes, the layer's goal 1,000"):
+    with pytest.raises(
+        CheckError, match=r"over budget: zipped [\d,]+ bytes, the layer's goal 1,000"
+    ):
         builder(extra="[budgets]\nzip_bytes = 1000\n", strict=True)
     out = tmp_path / "dist"
     # the failed build's zip and report, under a name no deployment file points at
@@ -257,7 +269,7 @@ def test_lambda_limits_always_fail(
     builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("pybuild.stages.budgets.LAMBDA_ZIP_LIMIT", 1000)
-    with pytest.raises(CheckError, match="zipped [0-9,]+ bytes, Lambda's limit 1,000"):
+    with pytest.raises(CheckError, match=r"zipped [0-9,]+ bytes, Lambda's limit 1,000"):
         builder()
     assert (tmp_path / "dist" / "testlayer.over-limit.zip").is_file()
     assert not (tmp_path / "dist" / "testlayer.zip").exists()
@@ -304,8 +316,8 @@ def counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Counter
             counts["walk"] += 1
         return real_walk(top, *args, **kwargs)
 
-    import pybuild.elf.reader as reader
-    import pybuild.stages.strip as strip
+    from pybuild.elf import reader
+    from pybuild.stages import strip
 
     real_parse = reader.read_elf_bytes
 
@@ -330,3 +342,38 @@ def test_one_walk_and_at_most_two_parses_per_elf_file(
     assert f"parse:{SITE}/native/_speed.cpython-311-aarch64-linux-gnu.so" in parses
     assert result.elf_parses == sum(1 for k, v in parses.items() if v)
 
+
+def test_sbom_names_content_only_and_every_pinned_compiler() -> None:
+    """The SBOM names inputs by file name and sha256 (no URL, no mirror) and lists every compiler
+    the lock pins, whichever ran: the same zip on every host."""
+    from pybuild.model.lockfile import read_lock
+    from pybuild.runtimes.compiler import Compiler
+    from pybuild.stages.sbom import sbom
+
+    lock = read_lock(REPO / "examples" / "debian12-arm64" / "lock.json")
+    tools = check_tools()
+    documents = [
+        sbom(
+            lock,
+            compiler=Compiler((f"/anywhere/{how}/python3.11",), "3.11.2", pinned, how),
+            tools=tools,
+            options={},
+            epoch=DEFAULT_EPOCH,
+        )
+        for how, pinned in (("native", lock.compiler(lock.target.arch)), ("emulated", lock.runtime))
+    ]
+    assert documents[0] == documents[1]
+    document = documents[0]
+    text = json.dumps(document)
+    assert "debian.org" not in text and "/anywhere/" not in text
+    purls = [c["purl"] for c in document["components"]]
+    assert "pkg:deb/debian/python3.11-minimal@3.11.2-6%2Bdeb12u9?arch=arm64" in purls
+    compilers = [
+        c
+        for c in document["metadata"]["tools"]["components"]
+        if "bytecode compiler" in c.get("description", "")
+    ]
+    assert {c["description"].split(": ")[0] for c in compilers} == {
+        "bytecode compiler for aarch64 build hosts",
+        "bytecode compiler for x86_64 build hosts",
+    }

@@ -1,4 +1,5 @@
-"""The committed reference layer: its lock is current, and the real index reproduces it."""
+"""The committed reference layer and the Debian example: their locks are current, and the real
+index (and Debian's archive) reproduce them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pybuild.model.layerfile import load_layer
+from pybuild.model.layerfile import PbsRuntime, load_layer
 from pybuild.model.lockfile import read_lock
 from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
 from pybuild.support.cache import Cache, file_sha256
@@ -19,9 +20,10 @@ from pybuild.support.index import configured_indexes
 from pybuild.ui import Ui
 
 
-def test_reference_lock_is_current() -> None:
+@pytest.mark.parametrize("layer", ["layer/layer.toml", "examples/debian12-arm64/layer.toml"])
+def test_committed_locks_are_current(layer: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pybuild", "lock", "--check"],
+        [sys.executable, "-m", "pybuild", "lock", "--check", "--layer", layer],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -33,8 +35,20 @@ def test_reference_lock_is_current() -> None:
 def test_reference_lock_matches_layer_definition() -> None:
     layer = load_layer(REPO / "layer" / "layer.toml")
     lock = read_lock(layer.lock_path)
-    assert lock.runtime == layer.runtime
+    assert isinstance(layer.runtime, PbsRuntime) and layer.runtime.archive is not None
+    (runtime,) = lock.runtime.files
+    assert (runtime.url, runtime.sha256, runtime.size) == (
+        layer.runtime.archive.url,
+        layer.runtime.archive.sha256,
+        layer.runtime.archive.size,
+    )
     assert lock.target == layer.target
+
+
+def test_the_debian_example_installs_the_reference_wheels() -> None:
+    reference = read_lock(REPO / "layer" / "lock.json")
+    example = read_lock(REPO / "examples" / "debian12-arm64" / "lock.json")
+    assert example.wheels == reference.wheels
 
 
 @pytest.mark.network
@@ -65,7 +79,7 @@ def test_fetch_real_wheels_through_the_configured_index(tmp_path: Path) -> None:
     """The lock names no host: the wheels are found through this machine's index configuration."""
     lock = read_lock(REPO / "layer" / "lock.json")
     # The three smallest wheels; the runtime's host (GitHub) is not reachable from CI.
-    artifacts = [a for a in lock_artifacts(lock) if a.kind == "wheel"]
+    artifacts = [a for a in lock_artifacts(lock, host=None, mirrors={}) if a.kind == "wheel"]
     smallest = sorted(artifacts, key=lambda a: a.want.size)[:3]
     cache = Cache(tmp_path / "cache")
     results = fetch_artifacts(smallest, cache, indexes=configured_indexes(), ui=Ui(quiet=True))

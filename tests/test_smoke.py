@@ -1,5 +1,6 @@
 """`pybuild smoke` on real layers: real wheels from the index, Debian's arm64 python3.11 as the
-runtime, qemu-aarch64-static with a Debian sysroot, the layer at /opt (as root) or relocated."""
+runtime (the Debian provider), qemu-aarch64-static with a Debian sysroot, the layer at /opt (as
+root) or relocated."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ import pytest
 
 from pybuild.cli import main
 from pybuild.model.target import Arch
-from pybuild.smoke.runner import SmokeSpec, smoke_zip
-from pybuild.support.cache import default_cache_dir, file_sha256
+from pybuild.smoke.runner import SmokeResult, SmokeSpec, smoke_zip
+from pybuild.support.cache import default_cache_dir
 from pybuild.ui import Ui
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
-SITE = "python/lib/python3.11/site-packages"
+SITE = "python/lib/python3/dist-packages"  # where Debian's python looks (the Debian provider)
 REQUIREMENTS = "markupsafe==3.0.4\npyyaml==6.0.4\nsix==1.17.0\nidna==3.20\n"
 
 
@@ -41,30 +42,23 @@ def _require_qemu() -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """A small real layer (wheels with and without C extensions), built once for the module."""
     _require_qemu()
-    from pybuild.runtimes.debian import build_standin_runtime, build_sysroot
+    from pybuild.smoke.sysroot import build_sysroot
 
-    ui = Ui(quiet=True)
-    runtime = build_standin_runtime(default_cache_dir(), ui)
-    sysroot = build_sysroot(default_cache_dir(), ui)
+    sysroot = build_sysroot(default_cache_dir(), Ui(quiet=True))
     root = tmp_path_factory.mktemp("smoke")
-    sha256, size = file_sha256(runtime)
     (root / "requirements.txt").write_text(REQUIREMENTS)
     layer = root / "layer.toml"
-    layer.write_text(f"""
+    layer.write_text("""
 name = "small"
 requirements = "requirements.txt"
 [target]
 arch = "aarch64"
 glibc = "2.36"
 python = "3.11"
+profile = "debian12"
 [runtime]
-url = "{runtime.as_uri()}"
-sha256 = "{sha256}"
-size = {size}
-python_version = "3.11.2"
-release = "20260101"
-triple = "aarch64-unknown-linux-gnu"
-flavor = "install_only"
+provider = "debian"
+suite = "bookworm"
 [smoke]
 commands = ["import yaml, markupsafe; assert yaml.__with_libyaml__; print(markupsafe.escape('<'))"]
 [smoke.env]
@@ -79,6 +73,7 @@ def _spec(built: Built, **overrides: object) -> SmokeSpec:
     values: dict[str, object] = {
         "arch": Arch.AARCH64,
         "python": "python3.11",
+        "site_packages": SITE,
         "sysroot": built.sysroot,
         "timeout": 300,
     }
@@ -109,6 +104,10 @@ def _edit(
     return target
 
 
+def _smoke(zip_path: Path, spec: SmokeSpec) -> SmokeResult:
+    return smoke_zip(zip_path, spec, default_cache_dir() / "tmp")
+
+
 def _failed(result: object) -> dict[str, str]:
     return {c.name: c.detail for c in result.checks if not c.ok}  # type: ignore[attr-defined]
 
@@ -132,14 +131,14 @@ def test_lambda_environment_only(built: Built) -> None:
         "assert 'PYTHONPATH' not in os.environ and 'HOME' not in os.environ; "
         "assert sys.prefix.endswith('python'), sys.prefix"
     )
-    result = smoke_zip(
+    result = _smoke(
         built.zip, _spec(built, commands=(("env", probe),), env={"SMOKE_MARKER": "set-by-layer"})
     )
     assert result.ok, _failed(result)
 
 
 def test_relocated(built: Built) -> None:
-    result = smoke_zip(built.zip, _spec(built, at_opt=False))
+    result = _smoke(built.zip, _spec(built, at_opt=False))
     assert result.ok, _failed(result)
     assert "relocated" in result.how
 
@@ -153,7 +152,7 @@ def test_missing_dependency_and_module_raising_at_import(built: Built, tmp_path:
             f"{SITE}/raiser.py": b"raise RuntimeError('boom at import')\n",
         },
     )
-    failed = _failed(smoke_zip(broken, _spec(built)))
+    failed = _failed(_smoke(broken, _spec(built)))
     imports = next(detail for name, detail in failed.items() if "modules import" in name)
     assert "needsdep: ModuleNotFoundError: No module named 'notinstalled'" in imports
     assert "raiser: RuntimeError: boom at import" in imports
@@ -167,7 +166,7 @@ def test_missing_pyc_is_a_run_time_compile(built: Built, tmp_path: Path) -> None
     with zipfile.ZipFile(built.zip) as archive:
         assert pyc in archive.namelist()
     broken = _edit(built.zip, tmp_path / "nopyc.zip", drop={pyc})
-    failed = _failed(smoke_zip(broken, _spec(built)))
+    failed = _failed(_smoke(broken, _spec(built)))
     assert list(failed) == ["no bytecode compiled or written at run time"]
     assert (
         f"compiled from source at run time: {SITE}/six.py"
@@ -178,7 +177,7 @@ def test_missing_pyc_is_a_run_time_compile(built: Built, tmp_path: Path) -> None
 def test_foreign_interpreter(built: Built, tmp_path: Path) -> None:
     x86 = Path("/bin/true").read_bytes()  # an x86_64 executable on this machine
     broken = _edit(built.zip, tmp_path / "x86.zip", replace={"python/bin/python3.11": x86})
-    result = smoke_zip(broken, _spec(built))
+    result = _smoke(broken, _spec(built))
     assert [c.name for c in result.checks] == ["the interpreter starts with Lambda's environment"]
     assert not result.ok
 
@@ -186,7 +185,7 @@ def test_foreign_interpreter(built: Built, tmp_path: Path) -> None:
 def test_failing_command_shows_its_output(
     built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = smoke_zip(
+    result = _smoke(
         built.zip,
         _spec(
             built,

@@ -1,12 +1,26 @@
 from __future__ import annotations
 
+import pytest
 from packaging.tags import Tag
 
 from pybuild.model.target import Arch, Target
+from pybuild.model.versions import GlibcVersion, PythonVersion
 
 
 def _target(arch: Arch = Arch.AARCH64, glibc: tuple[int, int] = (2, 34)) -> Target:
-    return Target(arch=arch, glibc=glibc, python=(3, 11))
+    return Target(arch=arch, glibc=GlibcVersion(*glibc), python=PythonVersion(3, 11))
+
+
+def test_versions_are_ordered_values() -> None:
+    assert GlibcVersion.parse("2.34") < GlibcVersion.parse("2.36") < GlibcVersion(3, 0)
+    assert str(GlibcVersion(2, 26)) == "2.26"
+    python = PythonVersion.parse("3.11")
+    assert (python.tag, python.executable, str(python)) == ("cp311", "python3.11", "3.11")
+    assert python.matches("3.11.15") and not python.matches("3.1.15")
+    assert PythonVersion.of("3.12.4") == PythonVersion(3, 12)
+    for bad, kind in (("2.x", GlibcVersion), ("3.11", GlibcVersion), ("311", PythonVersion)):
+        with pytest.raises(ValueError, match=r"is not of the form|has major version"):
+            kind.parse(bad)
 
 
 def test_platform_tags_newest_first_with_legacy_alias() -> None:

@@ -3,6 +3,7 @@ libraries found exactly where the target's dynamic loader looks, nowhere else.""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -10,8 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-import dataclasses
 
 from pybuild.cli import main
 from pybuild.elf.policy import profile_for

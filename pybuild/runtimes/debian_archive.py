@@ -238,6 +238,7 @@ class DebianArchive:
         cache: Cache,
         ui: Ui,
         mirrors: dict[str, str] | None = None,
+        *,
         retry: RetryPolicy | None = None,
         keyring: Path | None = None,
     ) -> None:

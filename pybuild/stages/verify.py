@@ -350,8 +350,8 @@ def _check_libraries(
             Problem(
                 rel,
                 f"DT_NEEDED {needed}",
-                f"where the loader looks in the layer (searched {searched or 'nowhere'}) or a system "
-                f"library of {target.profile.name}",
+                f"where the loader looks in the layer (searched {searched or 'nowhere'}) or a "
+                f"system library of {target.profile.name}",
                 "neither",
             )
         )
@@ -398,11 +398,11 @@ def verify_layer(
                 "no such file",
             )
         )
-    for link, target in sorted(links.items()):
-        joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
-        if target.startswith("/") or joined == ".." or joined.startswith("../"):
+    for link, pointed in sorted(links.items()):
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), pointed))
+        if pointed.startswith("/") or joined == ".." or joined.startswith("../"):
             problems.append(
-                Problem(link, "symbolic link", "a target inside the layer", f"{target}, outside it")
+                Problem(link, "symbolic link", "a target inside the layer", f"{pointed}, outside it")
             )
     for rel in _candidates(view):
         elf_files.append(rel)
