@@ -402,7 +402,9 @@ def verify_layer(
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), pointed))
         if pointed.startswith("/") or joined == ".." or joined.startswith("../"):
             problems.append(
-                Problem(link, "symbolic link", "a target inside the layer", f"{pointed}, outside it")
+                Problem(
+                    link, "symbolic link", "a target inside the layer", f"{pointed}, outside it"
+                )
             )
     for rel in _candidates(view):
         elf_files.append(rel)
