@@ -16,9 +16,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from pybuild.support.jsonout import dumps_stable
 from pybuild.support.fsutil import atomic_write_text
 from pybuild.support.index import configured_indexes, project_files
+from pybuild.support.jsonout import dumps_stable
 from pybuild.support.net import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
