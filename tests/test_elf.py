@@ -50,7 +50,9 @@ def test_truncated_file(tmp_path: Path) -> None:
         read_elf(cut)
 
 
-@pytest.mark.parametrize("name", ["good-aarch64.so", "good-i686.so", "hello-aarch64"])
+@pytest.mark.parametrize(
+    "name", ["good-aarch64.so", "good-i686.so", "hello-aarch64", "patchelf-auditwheel.so"]
+)
 def test_bytes_parse_the_same_as_files(name: str) -> None:
     path = FIXTURES / name
     assert read_elf_bytes(path.read_bytes(), "in memory") == read_elf(path)
