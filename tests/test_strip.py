@@ -279,6 +279,40 @@ def _whole_file_segment(spec: Spec) -> bytes:
     return bytes(data)
 
 
+def _refused_input(case: str) -> bytes:
+    """A file for each refusal: synthetic section layouts, or a real file damaged."""
+    sections = {
+        "alloc-links-dropped": [
+            Sect(".text", 1, 0x6, b"\0" * 32, link=2),
+            Sect(".comment", 1, 0x30, b"x\0", in_load=False),
+        ],
+        "alloc-applies-to-dropped": [
+            Sect(".rela.x", 4, 0x2, b"\0" * 24, info=2),
+            Sect(".note", 7, 0, b"\0" * 16, in_load=False),
+        ],
+        "link-out-of-range": [Sect(".text", 1, 0x6, b"\0" * 32, link=9)],
+        "group": [
+            Sect(".text", 1, 0x6, b"\0" * 32),
+            Sect(".group", 17, 0, b"\1\0\0\0", in_load=False),
+        ],
+    }
+    good = (FIXTURES / "good-aarch64.so").read_bytes()
+    if case in sections:
+        return build(Spec(sections=sections[case]))
+    if case == "big-endian":
+        return build(Spec(big_endian=True))
+    if case == "object":
+        return build(Spec(file_type=1))
+    if case == "signature":
+        return good + b"~Module signature appended~\n"
+    if case == "odd-alignment":
+        odd = bytearray(build(Spec()))
+        struct.pack_into("<Q", odd, 64 + 0x30, 0x3000)  # p_align
+        return bytes(odd)
+    assert case == "truncated"
+    return good[: len(good) - 100]
+
+
 @pytest.mark.parametrize(
     ("case", "reason"),
     [
@@ -295,56 +329,7 @@ def _whole_file_segment(spec: Spec) -> bytes:
 )
 def test_refusals_leave_the_file_as_it_was(tmp_path: Path, case: str, reason: str) -> None:
     path = tmp_path / "lib.so"
-    if case == "big-endian":
-        path.write_bytes(build(Spec(big_endian=True)))
-    elif case == "object":
-        path.write_bytes(build(Spec(file_type=1)))
-    elif case == "signature":
-        path.write_bytes(
-            (FIXTURES / "good-aarch64.so").read_bytes() + b"~Module signature appended~\n"
-        )
-    elif case == "alloc-links-dropped":
-        path.write_bytes(
-            build(
-                Spec(
-                    sections=[
-                        Sect(".text", 1, 0x6, b"\0" * 32, link=2),
-                        Sect(".comment", 1, 0x30, b"x\0", in_load=False),
-                    ]
-                )
-            )
-        )
-    elif case == "link-out-of-range":
-        path.write_bytes(build(Spec(sections=[Sect(".text", 1, 0x6, b"\0" * 32, link=9)])))
-    elif case == "alloc-applies-to-dropped":
-        path.write_bytes(
-            build(
-                Spec(
-                    sections=[
-                        Sect(".rela.x", 4, 0x2, b"\0" * 24, info=2),
-                        Sect(".note", 7, 0, b"\0" * 16, in_load=False),
-                    ]
-                )
-            )
-        )
-    elif case == "odd-alignment":
-        odd = bytearray(build(Spec()))
-        struct.pack_into("<Q", odd, 64 + 0x30, 0x3000)  # p_align
-        path.write_bytes(bytes(odd))
-    elif case == "group":
-        path.write_bytes(
-            build(
-                Spec(
-                    sections=[
-                        Sect(".text", 1, 0x6, b"\0" * 32),
-                        Sect(".group", 17, 0, b"\1\0\0\0", in_load=False),
-                    ]
-                )
-            )
-        )
-    else:
-        data = (FIXTURES / "good-aarch64.so").read_bytes()
-        path.write_bytes(data[: len(data) - 100])
+    path.write_bytes(_refused_input(case))
     before = path.read_bytes()
     result = strip_file(path)
     assert result.status == "refused"
