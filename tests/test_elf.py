@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pybuild.elf.reader import read_elf
+from pybuild.elf.reader import read_elf, read_elf_bytes
 from pybuild.elf.types import ElfError, SymbolVersion
 from pybuild.model.target import Arch
 
@@ -48,6 +48,22 @@ def test_truncated_file(tmp_path: Path) -> None:
     cut.write_bytes(data[:30])
     with pytest.raises(ElfError, match="truncated"):
         read_elf(cut)
+
+
+@pytest.mark.parametrize(
+    "name", ["good-aarch64.so", "good-i686.so", "hello-aarch64", "patchelf-auditwheel.so"]
+)
+def test_bytes_parse_the_same_as_files(name: str) -> None:
+    path = FIXTURES / name
+    assert read_elf_bytes(path.read_bytes(), "in memory") == read_elf(path)
+
+
+def test_bytes_errors_name_the_label() -> None:
+    data = (FIXTURES / "good-aarch64.so").read_bytes()
+    with pytest.raises(ElfError, match=r"^mod\.so \(stripped\): truncated: section headers"):
+        read_elf_bytes(data[: len(data) // 2], "mod.so (stripped)")
+    with pytest.raises(ElfError, match=r"^blob: not an ELF file"):
+        read_elf_bytes(b"hello", "blob")
 
 
 def test_not_elf(tmp_path: Path) -> None:

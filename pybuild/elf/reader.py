@@ -1,14 +1,15 @@
 """Reading ELF files with LIEF. The only module that imports lief.
 
-`read_elf` parses a file with LIEF and returns the plain frozen dataclasses of
-`pybuild.elf.types` (`ElfFile`, `Section`, `Segment`, `VersionNeed`, `SymbolVersion`); everything
-else in pybuild works with these, so a change of parser touches this file alone. LIEF is lenient
-(a truncated file parses with its sections silently missing), so the layout is checked against
-the file size here before anyone relies on it.
+`read_elf` (a file) and `read_elf_bytes` (a file's bytes in memory) parse with LIEF and return the
+plain frozen dataclasses of `pybuild.elf.types` (`ElfFile`, `Section`, `Segment`, `VersionNeed`,
+`SymbolVersion`); everything else in pybuild works with these, so a change of parser touches
+this file alone. LIEF is lenient (a truncated file parses with its sections silently missing), so
+the layout is checked against the file size here before anyone relies on it.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,23 @@ def _dynamic(binary: lief.ELF.Binary) -> _Dynamic:
     return _Dynamic(tuple(entries), tuple(needed), tuple(rpath), tuple(runpath), soname)
 
 
+def _parser_config() -> lief.ELF.ParserConfig:
+    """What pybuild reads: headers, sections, segments, dynamic entries, symbol versions.
+
+    The symbol table, relocations, notes and overlay are skipped: nothing in pybuild uses them,
+    and the symbol table alone is most of LIEF's time on an unstripped file.
+    """
+    config = lief.ELF.ParserConfig()
+    config.parse_symtab_symbols = False
+    config.parse_relocations = False
+    config.parse_notes = False
+    config.parse_overlay = False
+    return config
+
+
+_CONFIG = _parser_config()
+
+
 def read_elf(path: Path, label: str | None = None) -> ElfFile:
     """Parse `path`; raise `ElfError` (one line, naming `label`) if it is not a sound ELF file."""
     label = label or str(path)
@@ -149,9 +167,11 @@ def read_elf(path: Path, label: str | None = None) -> ElfFile:
 
 
 def read_elf_bytes(data: bytes, label: str) -> ElfFile:
-    """Parse an ELF file held in memory (a zip member, a strip result)."""
+    """Parse an ELF file held in memory; raise `ElfError` (one line, naming `label`) if it is
+    not a sound ELF file. No file is written: the stripper checks its result with this."""
     elf_class, little_endian = _ident(data, label)
-    binary = lief.ELF.parse(data)
+    # A file object, not bytes: LIEF copies bytes element by element, a stream in one read.
+    binary = lief.ELF.parse(io.BytesIO(data), _CONFIG)
     if binary is None:
         raise ElfError(f"{label}: LIEF cannot parse it")
     _check_layout(binary, elf_class, len(data), label)
