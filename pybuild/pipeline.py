@@ -164,6 +164,7 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
         target=lock.target,
         profile=target.profile,
         python=f"python{lock.target.python_str}",
+        ui=ui,
     )
     return BuildResult(archive, report, report_path, deploy)
 

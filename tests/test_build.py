@@ -132,7 +132,7 @@ def test_build_produces_a_lambda_layer(layer: Path, tmp_path: Path) -> None:
     publish = json.loads((out / "testlayer.publish-layer-version.json").read_text())
     assert publish["LayerName"] == "testlayer"
     assert publish["CompatibleArchitectures"] == ["arm64"]
-    assert publish["CompatibleRuntimes"] == ["nodejs20.x", "nodejs22.x", "provided.al2023"]
+    assert publish["CompatibleRuntimes"] == ["nodejs24.x", "nodejs22.x", "provided.al2023"]
     assert report["zip"]["sha256"][:16] in publish["Description"]
     serverless = (out / "testlayer.serverless.yml").read_text()
     assert "artifact: testlayer.zip" in serverless and "architecture: arm64" in serverless
