@@ -587,6 +587,28 @@ def _parser_doctor(commands: Subcommands) -> None:
     doctor.set_defaults(handler=_cmd_doctor)
 
 
+def _cmd_invoke(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.invoke.command import run
+
+    return run(args, ui)
+
+
+def _parser_invoke(commands: Subcommands) -> None:
+    from pybuild.invoke.command import configure
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="invoke a Node.js function with the layer at /opt, as Lambda does, without Docker",
+        description="Run the function's handler in a local Lambda execution environment: a "
+        "Runtime API server, aws-lambda-ric (or pybuild's own runtime loop), the layer at /opt "
+        "and its Python under qemu where needed. Prints the function's output and Lambda's "
+        "REPORT lines for a cold and warm invocations; --check runs the testing checklist "
+        "against a fake provider. Exit 1 if an invocation or a check fails.",
+    )
+    configure(invoke)
+    invoke.set_defaults(handler=_cmd_invoke)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pybuild",
@@ -599,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     _parser_fetch(commands)
     _parser_build(commands)
     _parser_smoke(commands)
+    _parser_invoke(commands)
     _parser_diff(commands)
     _parser_report(commands)
     _parser_strip(commands)
