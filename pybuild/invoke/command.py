@@ -22,21 +22,16 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
-
-
 def _seconds(text: str) -> float:
     value = float(text)
     if not 0 < value <= 900:
-        raise argparse.ArgumentTypeError(f"{text}: Lambda allows 1 to 900 seconds")
+        raise argparse.ArgumentTypeError(f"{text}: Lambda allows more than 0, up to 900 seconds")
     return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from pybuild.cli import _positive_int  # the CLI's own; it is loaded when it calls this
+
     parser.add_argument("zip", type=Path, metavar="ZIP", help="the layer zip, shown at /opt")
     parser.add_argument(
         "--function",

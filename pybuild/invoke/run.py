@@ -70,6 +70,8 @@ def function_session(
                 wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n', encoding="utf-8")
                 wrapper.chmod(0o755)
                 env["PYBUILD_PYTHON"] = str(wrapper)
+            else:  # as the deployment files set it
+                env["PYBUILD_PYTHON"] = runner.interpreter
             argv = runner.in_layer(argv)
             how = f"{runs}, {runner.how}"
         function = LambdaFunction(config, Launch(tuple(argv), env), log)
