@@ -138,7 +138,10 @@ class ExecutionEnvironment:
         return -(-self.peak_bytes // (1024 * 1024))
 
     def close(self) -> None:
-        """Kill everything the runtime started and stop the API."""
+        """Kill everything the runtime started and stop the API (once: the group id is not
+        ours any more after that)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         with contextlib.suppress(ProcessLookupError):  # the leader may be gone, not its children
             os.killpg(self.process.pid, signal.SIGKILL)
