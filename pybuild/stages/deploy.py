@@ -2,8 +2,8 @@
 `aws lambda publish-layer-version` input, a serverless.yml (Serverless Framework v3) and an AWS
 SAM template, each with the layer and one Node.js function using it.
 
-tests/test_deploy.py runs botocore's parameter validation, cfn-lint, `sam validate --lint` and
-`serverless package` on them. What they encode:
+tests/test_deploy.py runs botocore's parameter validation, cfn-lint, `sam validate --lint`,
+`sam build` and `serverless package` on them. What they encode:
 
 - Runtimes come from the system profile (`data/profiles.toml`), each one looked up in
   `data/lambda-runtimes.toml` (AWS's deprecation and blocking dates, with where each was read).
@@ -45,8 +45,8 @@ from pybuild.support.fsutil import atomic_write_text
 from pybuild.ui import Ui
 
 LAMBDA_ARCHITECTURES = {Arch.AARCH64: "arm64", Arch.X86_64: "x86_64"}
-# What a function using the layer sets: where the interpreter is, and litellm's local price map
-# (otherwise it fetches it from GitHub at every cold start).
+# What a function using the layer sets besides PYBUILD_PYTHON (where the interpreter is):
+# litellm's local price map (otherwise it fetches it from GitHub at every cold start).
 FUNCTION_ENVIRONMENT = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 # Left out on purpose, with the reason written into the files.
 NOT_SET = (
