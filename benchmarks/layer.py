@@ -184,7 +184,8 @@ def main() -> int:
                 f"{times['naive']['import'][-1]:.1f} s, pybuild "
                 f"{times['pybuild']['import'][-1]:.1f} s"
             )
-        how = runners["pybuild"].how.replace(str(sysroot), "pybuild's Debian 12 arm64 sysroot")
+        # the sysroot's path is this machine's cache: name what it is instead
+        how = runners["pybuild"].how.replace(f"sysroot {sysroot}", "the Debian 12 arm64 sysroot")
 
     median = {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()}
     ratio = median["pybuild"]["import"] / median["naive"]["import"]

@@ -262,5 +262,6 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
         target=lock.target,
         profile=layer.profile,
         python=tree.layout.python.executable,
+        ui=ui,
     )
     return BuildResult(archive, report, report_path, deploy, elf_parses)

@@ -135,6 +135,22 @@ def _parser_smoke(sub: Subcommands) -> None:
     p.set_defaults(handler=commands.smoke)
 
 
+def _parser_invoke(sub: Subcommands) -> None:
+    from pybuild.invoke.command import configure
+
+    p = sub.add_parser(
+        "invoke",
+        help="invoke a Node.js function with the layer at /opt, as Lambda does, without Docker",
+        description="Run the function's handler in a local Lambda execution environment: a "
+        "Runtime API server, aws-lambda-ric (or pybuild's own runtime loop), the layer at /opt "
+        "and its Python under qemu where needed. Prints the function's output and Lambda's "
+        "REPORT lines for a cold and warm invocations; --check runs the testing checklist "
+        "against a fake provider. Exit 1 if an invocation or a check fails.",
+    )
+    configure(p)
+    p.set_defaults(handler=commands.invoke)
+
+
 def _parser_diff(sub: Subcommands) -> None:
     p = sub.add_parser(
         "diff",
@@ -232,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         _parser_fetch,
         _parser_build,
         _parser_smoke,
+        _parser_invoke,
         _parser_diff,
         _parser_report,
         _parser_strip,

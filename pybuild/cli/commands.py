@@ -190,6 +190,12 @@ def smoke(args: argparse.Namespace, ui: Ui) -> int:
     return _smoke(args.zip, load_layer(args.layer), args, ui)
 
 
+def invoke(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.invoke.command import run
+
+    return run(args, ui)
+
+
 def diff(args: argparse.Namespace, ui: Ui) -> int:
     from pybuild.tools.diff import diff_zips
 

@@ -193,9 +193,12 @@ class Runner:
         return f"{base}/python/bin/{self.spec.python}"
 
     def command(self, args: Sequence[str]) -> list[str]:
-        command = [*self.prefix, self.interpreter, *args]
+        return self.in_layer([*self.prefix, self.interpreter, *args])
+
+    def in_layer(self, command: Sequence[str]) -> list[str]:
+        """`command` run where it sees the layer at /opt (or unchanged when relocated)."""
         if not self.at_opt:
-            return command
+            return list(command)
         mount = 'mount --bind "$0" /opt && mount -o remount,ro,bind /opt && exec "$@"'
         return [
             "unshare",
