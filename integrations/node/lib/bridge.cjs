@@ -18,8 +18,8 @@ const {
   BridgeStartError,
   RequestTooLargeError,
   ResponseTooLargeError,
-  errorFromReply,
 } = require("./errors.cjs");
+const { errorFromReply } = require("./replies.cjs");
 const {
   BASE_ENV,
   DEFAULT_PYTHON,

@@ -62,51 +62,6 @@ class BridgeProtocolError extends BridgeError {}
 class RequestTooLargeError extends BridgeError {}
 class ResponseTooLargeError extends BridgeError {}
 
-/** The bridge's error kinds (layer/bridge/litellm_bridge.py) and the class each becomes. */
-const CLASS_BY_KIND = {
-  bad_request: BadRequestError,
-  authentication: AuthenticationError,
-  permission_denied: PermissionDeniedError,
-  not_found: NotFoundError,
-  conflict: ConflictError,
-  unprocessable_entity: UnprocessableEntityError,
-  rate_limit: RateLimitError,
-  internal_server: InternalServerError,
-  connection: APIConnectionError,
-  timeout: APIConnectionTimeoutError,
-  protocol: BridgeProtocolError,
-  cancelled: APIUserAbortError,
-  request_too_large: RequestTooLargeError,
-  response_too_large: ResponseTooLargeError,
-};
-
-const CODE_BY_KIND = {
-  protocol: "BRIDGE_PROTOCOL",
-  cancelled: "CANCELLED",
-  request_too_large: "REQUEST_TOO_LARGE",
-  response_too_large: "RESPONSE_TOO_LARGE",
-};
-
-/**
- * The error for a bridge reply `{"ok": false, "error": {...}}`.
- * @param {any} error the reply's "error" object
- * @param {string} requestId
- */
-function errorFromReply(error, requestId) {
-  const ErrorClass = CLASS_BY_KIND[error?.kind] ?? APIError;
-  const message =
-    typeof error?.message === "string" && error.message ? error.message : "the bridge failed";
-  return new ErrorClass(message, {
-    status: typeof error?.status === "number" ? error.status : undefined,
-    code: error?.code != null ? String(error.code) : CODE_BY_KIND[error?.kind],
-    type: error?.type ?? undefined,
-    provider: error?.provider ?? undefined,
-    model: error?.model ?? undefined,
-    headers: error?.headers ?? undefined,
-    requestId,
-  });
-}
-
 module.exports = {
   APIError,
   BadRequestError,
@@ -126,5 +81,4 @@ module.exports = {
   BridgeProtocolError,
   RequestTooLargeError,
   ResponseTooLargeError,
-  errorFromReply,
 };
