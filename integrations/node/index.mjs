@@ -1,0 +1,32 @@
+// The ES module entry: the same objects as index.cjs (no second copy of any class).
+import lib from "./index.cjs";
+
+export const {
+  LitellmClient,
+  CompletionStream,
+  PythonBridge,
+  APIError,
+  BadRequestError,
+  AuthenticationError,
+  PermissionDeniedError,
+  NotFoundError,
+  ConflictError,
+  UnprocessableEntityError,
+  RateLimitError,
+  InternalServerError,
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIUserAbortError,
+  BridgeError,
+  BridgeStartError,
+  BridgeCrashError,
+  BridgeProtocolError,
+  RequestTooLargeError,
+  ResponseTooLargeError,
+  DEFAULT_PYTHON,
+  DEFAULT_INIT_WAIT_MS,
+  BASE_ENV,
+  PASSED_ENV,
+  PROTOCOL,
+  passedEnvironment,
+} = lib;
