@@ -35,7 +35,17 @@ from pybuild.stages.deploy import DeployFiles, write_deploy_files
 AWS_VENV = REPO / ".venv-aws" / "bin"
 NODE_TOOLS = REPO / ".node-tools" / "node_modules"
 TARGET = Target(arch=Arch.AARCH64, glibc=GlibcVersion(2, 34), python=PythonVersion(3, 11))
-NODE_FILES = ["handler.mjs", "litellmClient.js", "pythonExec.js", "package.json"]
+# The shipped handler and the client package it imports by name (self-reference through the
+# package's `exports`): what a function directory holds.
+NODE_FILES = [
+    "handler.mjs",
+    "index.mjs",
+    "index.cjs",
+    "index.d.mts",
+    "index.d.cts",
+    "package.json",
+    "lib",
+]
 # Layer names and the logical IDs serverless v3 gives their resources (naming.js,
 # getLambdaLayerLogicalId); test_logical_ids_match_serverless asks serverless itself.
 LOGICAL_IDS = {
@@ -59,7 +69,11 @@ def _write(directory: Path, name: str, profile: str = "al2023") -> DeployFiles:
     function = directory / "function"
     function.mkdir(exist_ok=True)
     for file in NODE_FILES:
-        shutil.copy(REPO / "integrations" / "node" / file, function / file)
+        source = REPO / "integrations" / "node" / file
+        if source.is_dir():
+            shutil.copytree(source, function / file, dirs_exist_ok=True)
+        else:
+            shutil.copy(source, function / file)
     files = write_deploy_files(
         name=name,
         zip_path=zip_path,
@@ -460,7 +474,13 @@ def test_serverless_package(tmp_path: Path, name: str, cloudformation: tuple[str
     # the function's package: the function's files, nothing written beside them
     package = out / f"{function['Code']['S3Key'].rsplit('/', 1)[1]}"
     with zipfile.ZipFile(package) as archive:
-        assert sorted(archive.namelist()) == sorted(f"function/{f}" for f in NODE_FILES)
+        node = REPO / "integrations" / "node"
+        expected = [
+            f"function/{p.relative_to(node).as_posix()}"
+            for f in NODE_FILES
+            for p in ([node / f] if (node / f).is_file() else sorted((node / f).rglob("*")))
+        ]
+        assert sorted(archive.namelist()) == sorted(expected)
     assert package.stat().st_size < 100_000
 
     linted = _run([cfn_lint, str(out / "cloudformation-template-update-stack.json")], tmp_path, env)

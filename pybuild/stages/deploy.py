@@ -211,8 +211,8 @@ def _header(tool: str, deployment: Deployment) -> str:
     intro = (
         f"{tool} for {deployment.zip_name}, written by pybuild: the layer and one Node.js "
         f"function using it. Deploy from this directory, with the function's code in "
-        f"./{FUNCTION_DIR}/ (for example integrations/node: handler.mjs, litellmClient.js, "
-        "pythonExec.js, package.json)."
+        f"./{FUNCTION_DIR}/ (for example integrations/node's handler.mjs with the client package: "
+        "index.mjs, index.cjs, lib/, package.json)."
     )
     lines = _wrap(intro, 94)
     lines += [f"WARNING: {note}" for note in deployment.notes]
