@@ -66,3 +66,36 @@ def test_usage_error_exit_code() -> None:
     result = _run("fetch", "--jobs", "0")
     assert result.returncode == 2
     assert "is not a positive integer" in result.stderr
+
+
+def _workflow_commands() -> list[tuple[str, list[str]]]:
+    """Every `pybuild ...` command line the CI workflows run, split as the shell would."""
+    import re
+    import shlex
+
+    found = []
+    for workflow in sorted((REPO / ".github" / "workflows").glob("*.yml")):
+        for line in workflow.read_text().splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            for match in re.finditer(r"pybuild ([a-z][^'|&;]*)", line):
+                text = match.group(1).replace('"$(command -v python3.11)"', "python3.11")
+                found.append((workflow.name, shlex.split(text)))
+    return found
+
+
+def test_workflows_run_commands_that_exist() -> None:
+    """A renamed command, option or example layer breaks the workflows that run on machines
+    with GitHub and Nix (and cannot run here): parse each of their command lines now."""
+    from pybuild.cli import build_parser
+
+    commands = _workflow_commands()
+    assert {name for name, _ in commands} >= {"nix.yml", "reproducible.yml"}
+    for name, words in commands:
+        try:
+            args = build_parser().parse_args(words)
+        except SystemExit as err:  # argparse's way of refusing
+            raise AssertionError(f"{name}: pybuild {' '.join(words)}") from err
+        layer = getattr(args, "layer", None)
+        if layer is not None:
+            assert (REPO / layer).is_file(), f"{name}: no {layer}"
