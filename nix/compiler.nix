@@ -68,7 +68,7 @@ stdenv.mkDerivation (finalAttrs: {
   '';
 
   passthru = {
-    inherit pinned;
+    inherit pinned files;
     interpreter = "${finalAttrs.finalPackage}/${layout.interpreter}";
   };
 })

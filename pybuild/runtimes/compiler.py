@@ -4,11 +4,11 @@ The lock pins, for each build-host architecture, the runtime's own CPython (same
 release, same provider). `select_compiler` unpacks the one for this host into the cache
 (``compilers/<sha256 of its files>``, published by a rename) and runs it natively; where none is
 pinned for this host, it runs the target runtime's interpreter under ``qemu-<arch>-static`` with a
-sysroot: slower, the same bytes. ``--pinned-compiler PATH`` hands over the lock's pinned compiler for
-this host unpacked by other means (Nix fetches the same files and patches a copy's ELF interpreter):
-it must run as exactly the pinned CPython version, and the build is then a pinned build like any
-other. ``--python PATH`` remains as an escape hatch: the report and the SBOM then say "compiler not
-pinned".
+sysroot: slower, the same bytes. ``--pinned-compiler PATH`` hands over the lock's pinned compiler
+for this host, unpacked by other means (Nix fetches the same files and patches a copy's ELF
+interpreter): it must run as exactly the pinned CPython version, and the build is then a pinned
+build like any other. ``--python PATH`` remains as an escape hatch: the report and the SBOM then
+say "compiler not pinned".
 """
 
 from __future__ import annotations
