@@ -1,31 +1,72 @@
 {
   description = "pybuild: bit-reproducible AWS Lambda layers; `nix build .#layer`";
 
-  # nixpkgs is the only input (release branch with Python 3.11, qemu, uv); see flake.lock.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  # nixpkgs is the only input: a supported release branch (see flake.lock and the build guide,
+  # "Nix", for how its revision and narHash were checked).
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:
     let
-      lib = nixpkgs.lib;
+      inherit (nixpkgs) lib;
       # Build hosts; the layer's target stays what layer/layer.toml says (aarch64).
       systems = [
         "x86_64-linux"
         "aarch64-linux"
       ];
       forEach = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
-      src = lib.cleanSource ./.;
+
+      # Only what each derivation reads: editing docs/ rebuilds neither the tool nor the layer.
+      fs = lib.fileset;
+      # pybuild's package (README.md is its long description: pyproject.toml names it)
+      toolSource = fs.toSource {
+        root = ./.;
+        fileset = fs.unions [
+          ./pyproject.toml
+          ./README.md
+          ./pybuild
+        ];
+      };
+      # what the checks run over: the tool, its tests and everything they read
+      checkSource = fs.toSource {
+        root = ./.;
+        fileset = fs.unions [
+          ./pyproject.toml
+          ./README.md
+          ./requirements.txt
+          ./flake.nix
+          ./flake.lock
+          ./pybuild
+          ./tests
+          ./layer
+          ./examples
+          ./integrations
+          ./benchmarks
+          ./scripts
+          ./nix
+        ];
+      };
+
+      perSystem = pkgs: rec {
+        # nixpkgs' Python 3.11 packages with pyproject.toml's pins in place of nixpkgs' own
+        pythonPackages = pkgs.callPackage ./nix/python.nix { };
+        pybuild = pkgs.callPackage ./nix/pybuild.nix {
+          inherit pythonPackages;
+          src = toolSource;
+        };
+        layer = pkgs.callPackage ./layer { inherit pybuild; };
+      };
     in
     {
       packages = forEach (
         pkgs:
         let
-          pybuild = pkgs.callPackage ./nix/pybuild.nix { inherit src; };
-          # The bytecode compiler is the one the lock pins for this build host.
-          layer = pkgs.callPackage ./layer { inherit pybuild; };
+          inherit (perSystem pkgs) pybuild layer;
         in
         {
           inherit pybuild layer;
+          # the lock's pinned bytecode compiler for this build host, its interpreter patched
+          pinned-compiler = layer.passthru.compiler;
           default = layer;
         }
       );
@@ -35,7 +76,7 @@
         let
           app = {
             type = "app";
-            program = lib.getExe self.packages.${pkgs.system}.pybuild;
+            program = "${self.packages.${pkgs.system}.pybuild}/bin/pybuild";
           };
         in
         {
@@ -47,8 +88,9 @@
       checks = forEach (
         pkgs:
         import ./nix/checks.nix {
-          inherit pkgs src;
-          inherit (self.packages.${pkgs.system}) pybuild layer;
+          inherit pkgs;
+          inherit (perSystem pkgs) pythonPackages pybuild layer;
+          src = checkSource;
         }
       );
 
@@ -56,7 +98,6 @@
         default = pkgs.mkShell {
           packages = [
             self.packages.${pkgs.system}.pybuild
-            pkgs.python311
             pkgs.uv
             pkgs.ruff
             pkgs.qemu

@@ -1,8 +1,9 @@
 # The layer a pybuild lock describes, built by Nix: every input a fixed-output fetch, then one
-# `pybuild build --offline --from <inputs>` with no network.
+# `pybuild build --offline --from <inputs> --pinned-compiler <the lock's compiler>` with no
+# network: the same zip as `pybuild build` outside Nix for the same lock.
 #
 # Type: {
-#   stdenvNoCC, fetchurl, fetchPypi,   # from nixpkgs
+#   lib, stdenvNoCC, fetchurl, fetchPypi, callPackage,   # from nixpkgs
 #   pybuild,                           # the tool (nix/pybuild.nix)
 #   layerDir ? ./.,                    # holds layer.toml, lock.json, smoke/
 #   requirements ? ../requirements.txt,
@@ -13,14 +14,19 @@
 #   pkgs.callPackage ./layer { pybuild = self.packages.${system}.pybuild; }
 #
 # Each file of the runtime and of the bytecode compiler the lock pins for this build host is a
-# fetchurl named after its unquoted file name (a store name cannot hold the %2B of a URL); each
-# wheel a fetchPypi with format = "wheel" and the tags of its file name, so no index host is
-# written here (nixpkgs' helper knows PyPI's). The build must leave the target's ELF files
-# exactly as pybuild wrote them: nixpkgs' fixup (strip, patchelf, shebang patching) is off.
+# fetchurl named after its unquoted file name (nixpkgs' fetchurl otherwise takes the URL's last
+# component, and a store name cannot hold the "%" of "%2B"); each wheel a fetchPypi with
+# format = "wheel" and the tags of its file name (named by nixpkgs after that file name), so no
+# index host is written here (nixpkgs' helper knows PyPI's). The compiler is unpacked and its
+# interpreter patched in its own derivation (nix/compiler.nix). The build must leave the
+# target's ELF files exactly as pybuild wrote them: nixpkgs' fixup (strip, patchelf, shebang
+# patching) is off.
 {
+  lib,
   stdenvNoCC,
   fetchurl,
   fetchPypi,
+  callPackage,
   pybuild,
   layerDir ? ./.,
   requirements ? ../requirements.txt,
@@ -65,11 +71,16 @@ let
       hash = sri file.sha256;
     };
 
+  # The compiler runs on the machine that builds: the lock's entry for its architecture.
   hostArch = stdenvNoCC.buildPlatform.parsed.cpu.name;
   runtime = map fetchLocked lock.runtime.files;
-  compiler = map fetchLocked (
-    (lock.compilers.${hostArch} or (throw "layer/default.nix: the lock pins no bytecode compiler for ${hostArch} build hosts")).files
-  );
+  pinned =
+    lock.compilers.${hostArch}
+      or (throw "layer/default.nix: the lock pins no bytecode compiler for ${hostArch} build hosts");
+  compiler = callPackage ../nix/compiler.nix {
+    inherit pinned;
+    files = map fetchLocked pinned.files;
+  };
 
   wheels = map (
     wheel:
@@ -103,11 +114,12 @@ stdenvNoCC.mkDerivation {
     runHook preBuild
     export HOME="$TMPDIR" PYBUILD_CACHE_DIR="$TMPDIR/cache"
     mkdir -p inputs work/layer
-    ${builtins.concatStringsSep "\n" (map (f: "ln -s ${f} inputs/") (runtime ++ compiler ++ wheels))}
+    ${lib.concatMapStringsSep "\n" (f: "ln -s ${f} inputs/") (runtime ++ wheels)}
     cp -r ${layerDir}/. work/layer/
     cp ${requirements} work/requirements.txt
     chmod -R u+w work
-    pybuild build --offline --from inputs --layer work/layer/layer.toml --out "$out"
+    pybuild build --offline --from inputs --layer work/layer/layer.toml --out "$out" \
+      --pinned-compiler ${compiler.interpreter}
     runHook postBuild
   '';
 

@@ -1,30 +1,40 @@
 # The flake's checks: the test suite, lint, types, and the layer verified, smoke-tested and
 # built twice.
 #
-# Type: { pkgs, pybuild, layer, src } -> { <name> = derivation; }
-# Example: import ./nix/checks.nix { inherit pkgs pybuild layer; src = ./.; }
+# Type: { pkgs, pythonPackages, pybuild, layer, src } -> { <name> = derivation; }
+# Example: import ./nix/checks.nix { inherit pkgs pythonPackages pybuild layer; src = ./.; }
 {
   pkgs,
+  pythonPackages,
   pybuild,
   layer,
   src,
 }:
 let
-  python = pkgs.python311;
-  env = python.withPackages (p: [
-    (p.toPythonModule pybuild)
-    p.pytest
-    p.pytest-timeout
-    p.cyclonedx-python-lib
-    p.jsonschema
-    p.mypy
-  ]);
-  inTree = name: inputs: script:
+  ps = pythonPackages;
+  # One environment from one package set (nix/python.nix): pytest and pybuild share pybuild's
+  # pinned `packaging`, so the environment holds one copy of each package.
+  env = ps.python.buildEnv.override {
+    extraLibs = [
+      (ps.toPythonModule pybuild)
+      ps.pytest
+      ps.pytest-timeout
+      ps.hypothesis
+      ps.cyclonedx-python-lib
+      ps.jsonschema
+      ps.mypy
+    ];
+  };
+  # pybuild finds uv through PYBUILD_UV (its `uv` module is not in this environment); the test
+  # fixtures keep that variable (tests/conftest.py, isolated_env).
+  uvBinary = "${pkgs.uv}/bin/uv";
+  inTree =
+    name: inputs: script:
     pkgs.runCommand "pybuild-${name}" { nativeBuildInputs = inputs; } ''
       cp -r ${src} src
       chmod -R u+w src
       cd src
-      export HOME="$TMPDIR" PYBUILD_UV=${pkgs.uv}/bin/uv
+      export HOME="$TMPDIR" PYBUILD_UV=${uvBinary}
       ${script}
       touch "$out"
     '';
@@ -44,14 +54,15 @@ let
   secondBuild = layer.overrideAttrs (_: {
     PYBUILD_SECOND_BUILD = "1"; # another derivation: built again, independently
   });
+  linted = "pybuild tests benchmarks scripts layer";
 in
 {
   pytest = inTree "pytest" [ env ] ''
     python -m pytest -p no:cacheprovider -m "not network"
   '';
   ruff = inTree "ruff" [ pkgs.ruff ] ''
-    ruff check --no-cache pybuild tests benchmarks
-    ruff format --no-cache --check pybuild tests benchmarks
+    ruff check --no-cache ${linted}
+    ruff format --no-cache --check ${linted}
   '';
   mypy = inTree "mypy" [ env ] ''
     mypy --cache-dir "$TMPDIR/mypy"
@@ -60,7 +71,10 @@ in
     pybuild verify ${zip} --layer layer/layer.toml
   '';
   # qemu user mode with the sysroot on every host (on aarch64 it isolates the same way).
-  smoke = inTree "smoke" [ pybuild pkgs.qemu ] ''
+  smoke = inTree "smoke" [
+    pybuild
+    pkgs.qemu
+  ] ''
     pybuild smoke ${zip} --layer layer/layer.toml --sysroot ${sysroot}
   '';
   reproducible = pkgs.runCommand "pybuild-reproducible" { } ''

@@ -79,6 +79,7 @@ class Sources:
     seed_dir: Path | None = None
     runtime_url: str | None = None
     python: str | None = None  # --python: a compiler the lock does not pin
+    pinned_compiler: str | None = None  # --pinned-compiler: the lock's, unpacked elsewhere
     emulate_compiler: bool = False
     sysroot: Path | None = None
 
@@ -99,7 +100,9 @@ def prepare(
     lock = current_lock(layer, load_requirements(layer.requirements))
     tools = check_tools()
     mirrors = mirrors_of(layer, lock)
-    needs_compiler = sources.python is None and not sources.emulate_compiler
+    needs_compiler = (
+        sources.python is None and sources.pinned_compiler is None and not sources.emulate_compiler
+    )
     artifacts = lock_artifacts(
         lock,
         host=host_arch() if needs_compiler else None,
@@ -121,6 +124,7 @@ def prepare(
         cache,
         ui,
         python=sources.python,
+        pinned_compiler=sources.pinned_compiler,
         emulate=sources.emulate_compiler,
         sysroot=sources.sysroot,
     )

@@ -5,6 +5,11 @@ deflate (bundles libdeflate: the compressed bytes), installer (writes console sc
 packaging (pybuild uses its pylock module), lief (its 1.0 API) and auditwheel (its policy data)
 at the versions pyproject.toml pins, each file identified by name and sha256 as the configured
 package index lists it. Run after changing a pin: `.venv/bin/python scripts/nix-tool-deps.py`.
+
+A platform wheel is chosen by its tags, as an installer would: the first of packaging's
+`cpython_tags` for CPython 3.11 on that Nix system (manylinux, newest glibc first, up to the
+glibc of nixpkgs) that one of the files carries; never by how the file name ends (a macOS wheel
+ends in `_x86_64.whl` too).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.tags import Tag, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from pybuild.support.fsutil import atomic_write_text
@@ -24,7 +30,44 @@ from pybuild.support.net import RetryPolicy
 ROOT = Path(__file__).resolve().parent.parent
 PURE_WHEELS = ("installer", "packaging", "auditwheel")
 SDISTS = ("deflate",)  # built from source by Nix: its bundled libdeflate, not nixpkgs'
-PLATFORM_WHEELS = {"lief": {"x86_64-linux": "x86_64", "aarch64-linux": "aarch64"}}
+PLATFORM_WHEELS = ("lief",)
+NIX_SYSTEMS = {"x86_64-linux": "x86_64", "aarch64-linux": "aarch64"}  # Nix system -> machine
+PYTHON = (3, 11)  # nixpkgs' python311, which nix/python.nix builds on
+# The glibc a wheel may need at most: nixos-26.05's is newer, and manylinux_2_28 covers every
+# wheel of the pinned versions; the tests hold tool-deps.json to this same ceiling.
+NIXPKGS_GLIBC = (2, 40)
+
+
+def manylinux_platforms(machine: str, glibc: tuple[int, int] = NIXPKGS_GLIBC) -> list[str]:
+    """Platform tags a glibc Linux `machine` accepts, newest first (PEP 600, with the legacy
+    aliases manylinux2014/2010/1 where they apply)."""
+    major, ceiling = glibc
+    legacy = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+    platforms = []
+    for minor in range(ceiling, 16 if machine == "aarch64" else 4, -1):
+        platforms.append(f"manylinux_{major}_{minor}_{machine}")
+        if (major, minor) in legacy:
+            platforms.append(f"{legacy[(major, minor)]}_{machine}")
+    return platforms
+
+
+def preferred_tags(machine: str) -> list[Tag]:
+    """CPython 3.11 wheel tags on a glibc Linux `machine`, best first (packaging's order)."""
+    return list(
+        cpython_tags(
+            PYTHON, abis=[f"cp{PYTHON[0]}{PYTHON[1]}"], platforms=manylinux_platforms(machine)
+        )
+    )
+
+
+def choose_wheel(filenames: list[str], machine: str) -> str | None:
+    """The wheel an installer would take on a glibc Linux `machine`, or None."""
+    tags_of = {f: parse_wheel_filename(f)[3] for f in filenames if f.endswith(".whl")}
+    for tag in preferred_tags(machine):
+        for filename, tags in sorted(tags_of.items()):
+            if tag in tags:
+                return filename
+    return None
 
 
 def _pins() -> dict[str, str]:
@@ -72,13 +115,12 @@ def main() -> int:
             out[name] = {"version": version, "sdist": _entry(filename, files[filename])}
         else:
             wheels = {}
-            for system, arch in PLATFORM_WHEELS[name].items():
-                filename = next(
-                    f
-                    for f in files
-                    if f.startswith(f"{prefix}-cp311-cp311-") and f.endswith(f"_{arch}.whl")
-                )
-                wheels[system] = _entry(filename, files[filename])
+            candidates = [f for f in files if f.startswith(f"{prefix}-")]
+            for system, machine in NIX_SYSTEMS.items():
+                chosen = choose_wheel(candidates, machine)
+                if chosen is None:
+                    raise SystemExit(f"{name} {version}: no wheel for CPython 3.11 on {system}")
+                wheels[system] = _entry(chosen, files[chosen])
             out[name] = {"version": version, "wheels": wheels}
     atomic_write_text(ROOT / "nix" / "tool-deps.json", dumps_stable(out))
     print(f"wrote nix/tool-deps.json ({', '.join(out)})")

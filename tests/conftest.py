@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import IndexServer, serve_index
 
 REPO = Path(__file__).resolve().parent.parent
+KEPT_VARIABLES = frozenset({"PYBUILD_UV"})  # isolated_env keeps these (the uv binary's location)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -32,9 +33,12 @@ def pytest_runtest_makereport(
 
 @pytest.fixture
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No pip/uv configuration of this machine leaks in; caches live in tmp_path."""
+    """No pip/uv configuration of this machine leaks in; caches live in tmp_path.
+
+    `PYBUILD_UV` stays: it says where the uv binary is, not how to resolve, and where pybuild's
+    environment has no `uv` module (Nix: uv is nixpkgs' binary) it is the only way to find it."""
     for key in list(os.environ):
-        if key.startswith(("PIP_", "UV_", "PYBUILD_")):
+        if key.startswith(("PIP_", "UV_", "PYBUILD_")) and key not in KEPT_VARIABLES:
             monkeypatch.delenv(key)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PYBUILD_CACHE_DIR", str(tmp_path / "cache"))

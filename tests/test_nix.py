@@ -1,28 +1,47 @@
 """The Nix side, as far as Nix 2.8 without nixpkgs can take it (nixpkgs is not reachable here):
-every file parses; the lock-to-fetch mapping of layer/default.nix, evaluated with stand-ins for
-the nixpkgs functions it calls; the SRI hashes, proven against Nix's own fixed-output fetcher;
-flake.lock; nix/tool-deps.json against pyproject.toml."""
+every file parses; every output of the flake, for both systems, evaluated against a stand-in
+nixpkgs that enforces nixpkgs' rules (tests/fixtures/nixpkgs-standin), and each failure of
+issue 13 reintroduced and refused; fetches named like the runtime's built with Nix's own
+fetcher; the SRI hashes; flake.lock; nix/tool-deps.json (Linux wheels, chosen by tag); and
+`pybuild build --pinned-compiler`, the handover of the compiler Nix unpacks."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import importlib.util
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
+import urllib.parse
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.utils import parse_wheel_filename
 
 from conftest import REPO
-from pybuild.model.lockfile import read_lock
+from helpers import fixture_lock, make_fake_runtime, make_wheel, write_layer
+from pybuild.cli import main
+from pybuild.model.layerfile import Provider, load_layer
+from pybuild.model.lockfile import LockedFile, LockedRuntime, read_lock
 from pybuild.model.target import Arch
+from pybuild.pipeline import BuildRequest, build
+from pybuild.runtimes.compiler import Compiler, host_arch
+from pybuild.stages.archive import DEFAULT_EPOCH
 from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
+from pybuild.stages.resolve import uv_binary
+from pybuild.stages.sbom import SBOM_PATH
 from pybuild.support.cache import Cache, file_sha256
 from pybuild.support.index import configured_indexes
+from pybuild.support.tools import check_tools
 from pybuild.ui import Ui
 
 # Nix as root on a machine without the `nixbld` group (Debian's nix-bin does not create it) and
@@ -31,7 +50,14 @@ NIX_ENV = {
     **os.environ,
     "NIX_CONFIG": "build-users-group =\nsubstituters =\nsandbox = false\n",
 }
-NIX_FILES = sorted([REPO / "flake.nix", *REPO.glob("nix/*.nix"), *REPO.glob("layer/*.nix")])
+NIX_FILES = sorted(
+    [
+        REPO / "flake.nix",
+        *REPO.glob("nix/*.nix"),
+        *REPO.glob("layer/*.nix"),
+        *REPO.glob("tests/fixtures/nixpkgs-standin/*.nix"),
+    ]
+)
 
 
 def _nix(tool: str) -> str:
@@ -85,74 +111,474 @@ def test_sri_conversion_refuses_non_hex(bad: str) -> None:
     assert result.returncode != 0 and "hexToSri" in result.stderr
 
 
-# nixpkgs' fetchPypi, wheel branch (pkgs/build-support/fetchpypi): the URL it computes.
-STANDINS = """
-let
-  fake = name: { outPath = "/nix/store/00000000000000000000000000000000-" + name; };
-  standins = {
-    stdenvNoCC = {
-      mkDerivation = attrs: attrs;
-      buildPlatform.parsed.cpu.name = "x86_64";
-    };
-    fetchurl = { name, url, hash }: fake name // { kind = "fetchurl"; inherit name url hash; };
-    fetchPypi = { pname, version, format, dist, python, abi, platform, hash }:
-      fake pname // {
-        kind = "fetchPypi";
-        inherit format hash;
-        url = "https://files.pythonhosted.org/packages/${dist}/"
-          + "${builtins.substring 0 1 pname}/${pname}/${pname}-${version}-${python}-${abi}-"
-          + "${platform}.whl";
+# --- The flake, evaluated against a stand-in nixpkgs -----------------------------------------
+#
+# tests/fixtures/nixpkgs-standin is passed as `--override-input nixpkgs path:...` (a path input
+# needs no network). It enforces the rules of nixpkgs that decide whether the flake evaluates
+# and builds (its flake.nix names the nixpkgs source of each): fetchurl's store name, fetchPypi's
+# URLs, the build-system check of `pyproject-build --no-isolation`, the runtime-dependency check,
+# and the refusal of two packages of one name in a closure or an environment. Nix 2.8's
+# `flake check --no-build` evaluates in read-only mode, where lib.fileset's filtered sources
+# cannot be added to the store; every output is therefore forced with `nix eval` through a
+# wrapper flake, which is what `flake check --no-build` does: each derivation's drvPath (so Nix
+# validates every store name), each app's program.
+
+STANDIN = REPO / "tests" / "fixtures" / "nixpkgs-standin"
+FLAKES = ["--extra-experimental-features", "nix-command flakes"]
+SYSTEMS = ("x86_64-linux", "aarch64-linux")
+SKIP_COPY = {".git", ".venv", ".venv-aws", ".node-tools", "dist", "build", "node_modules"}
+
+# Forces every output of the flake for both systems, and returns what the tests look at.
+WRAPPER = """{
+  inputs.pybuild.url = "path:@FLAKE@";
+  outputs = { pybuild, ... }:
+    let
+      drvs = builtins.mapAttrs (_: d: d.drvPath);
+      fetch = f: { inherit (f) name url outputHash drvPath; };
+      detail = system:
+        let
+          packages = pybuild.packages.${system};
+          layer = packages.layer;
+          compiler = layer.passthru.compiler;
+        in {
+          runtime = map fetch layer.passthru.runtime;
+          wheels = map fetch layer.passthru.wheels;
+          compiler = {
+            inherit (compiler) installPhase interpreter;
+            fetches = map (f: { inherit (f) name url outputHash; }) compiler.passthru.files;
+            nativeBuildInputs = map (d: d.name) compiler.nativeBuildInputs;
+            dontAutoPatchelf = compiler.dontAutoPatchelf;
+          };
+          layer = {
+            inherit (layer) buildPhase SOURCE_DATE_EPOCH dontStrip dontPatchELF
+              dontPatchShebangs dontFixup;
+          };
+          importsCheck = packages.pybuild.pythonImportsCheck;
+          pytest = pybuild.checks.${system}.pytest.buildCommand;
+          tool = { inherit (packages.pybuild) src; };
+        };
+    in {
+      all = {
+        packages = builtins.mapAttrs (_: drvs) pybuild.packages;
+        checks = builtins.mapAttrs (_: drvs) pybuild.checks;
+        devShells = builtins.mapAttrs (_: drvs) pybuild.devShells;
+        formatter = drvs pybuild.formatter;
+        apps = builtins.mapAttrs (_: builtins.mapAttrs (_: a: { inherit (a) type program; }))
+          pybuild.apps;
+        details = builtins.listToAttrs (map (s: { name = s; value = detail s; })
+          [ "x86_64-linux" "aarch64-linux" ]);
       };
-    pybuild = fake "pybuild";
-  };
-  drv = import ./layer/default.nix standins;
-in {
-  inherit (drv) dontStrip dontPatchELF dontPatchShebangs dontFixup SOURCE_DATE_EPOCH buildPhase;
-  runtime = map (f: { inherit (f) kind name url hash; }) drv.passthru.runtime;
-  compiler = map (f: { inherit (f) kind name url hash; }) drv.passthru.compiler;
-  wheels = map (w: { inherit (w) kind url hash format; }) drv.passthru.wheels;
+    };
 }
 """
 
 
-def test_layer_nix_maps_the_lock_to_fixed_output_fetches() -> None:
-    lock = read_lock(REPO / "layer" / "lock.json")
-    result = _eval_json(STANDINS)
-    assert isinstance(result, dict)
-    (runtime,) = lock.runtime.files
-    assert result["runtime"] == [
-        {
-            "kind": "fetchurl",
-            "name": runtime.filename,  # unquoted: "%2B" is no valid store name
-            "url": runtime.url,
-            "hash": _sri(runtime.sha256),
+def _copy_flake(destination: Path) -> Path:
+    """The work tree as a flake of its own (a `path:` flake sees uncommitted edits)."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return {n for n in names if n in SKIP_COPY or n.endswith("_cache") or n == "__pycache__"}
+
+    shutil.copytree(REPO, destination, ignore=ignore, symlinks=True)
+    return destination
+
+
+def _eval_flake(flake: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    wrapper = tmp_path / "wrapper"
+    wrapper.mkdir(exist_ok=True)
+    (wrapper / "flake.nix").write_text(WRAPPER.replace("@FLAKE@", str(flake)))
+    return subprocess.run(
+        [
+            _nix("nix"),
+            *FLAKES,
+            "eval",
+            "--json",
+            "--no-write-lock-file",
+            "--override-input",
+            "pybuild/nixpkgs",
+            f"path:{STANDIN}",
+            f"path:{wrapper}#all",
+        ],
+        env=NIX_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def _errors(result: subprocess.CompletedProcess[str]) -> str:
+    return "\n".join(line for line in result.stderr.splitlines() if line.startswith("error"))
+
+
+@pytest.fixture(scope="module")
+def flake_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("flake")
+    result = _eval_flake(_copy_flake(tmp / "pybuild"), tmp)
+    assert result.returncode == 0, _errors(result) or result.stderr
+    outputs = json.loads(result.stdout)
+    assert isinstance(outputs, dict)
+    return outputs
+
+
+def test_every_output_evaluates_for_both_systems(flake_outputs: dict[str, Any]) -> None:
+    for kind in ("packages", "checks", "devShells", "formatter", "apps"):
+        assert sorted(flake_outputs[kind]) == sorted(SYSTEMS), kind
+    for system in SYSTEMS:
+        assert set(flake_outputs["packages"][system]) == {
+            "default",
+            "layer",
+            "pinned-compiler",
+            "pybuild",
         }
+        assert set(flake_outputs["checks"][system]) == {
+            "mypy",
+            "pytest",
+            "reproducible",
+            "ruff",
+            "smoke",
+            "verify",
+        }
+        for app in flake_outputs["apps"][system].values():
+            assert app["type"] == "app" and app["program"].endswith("/bin/pybuild")
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_every_fetch_is_named_after_its_file(flake_outputs: dict[str, Any], system: str) -> None:
+    """nixpkgs' fetchurl names a fetch after the URL's last component unless told otherwise;
+    the runtime's and the compiler's URLs hold "%2B", which no store name may."""
+    lock = read_lock(REPO / "layer" / "lock.json")
+    detail = flake_outputs["details"][system]
+    (runtime,) = lock.runtime.files
+    assert [(f["name"], f["url"], f["outputHash"]) for f in detail["runtime"]] == [
+        (runtime.filename, runtime.url, _sri(runtime.sha256))
     ]
-    compiler = lock.compiler(Arch.X86_64)
+    assert "%2B" in (runtime.url or "") and "+" in runtime.filename
+    compiler = lock.compiler(Arch(system.split("-", maxsplit=1)[0]))
     assert compiler is not None
-    assert result["compiler"] == [
-        {"kind": "fetchurl", "name": f.filename, "url": f.url, "hash": _sri(f.sha256)}
-        for f in compiler.files
+    assert detail["compiler"]["fetches"] == [
+        {"name": f.filename, "url": f.url, "outputHash": _sri(f.sha256)} for f in compiler.files
     ]
-    wheels = sorted(lock.wheels, key=lambda w: w.name)
-    assert len(result["wheels"]) == len(wheels)
-    by_file = {w["url"].rsplit("/", 1)[1]: w for w in result["wheels"]}
-    for wheel in wheels:
-        fetched = by_file[wheel.filename]  # the URL ends in exactly the locked file name
-        assert fetched["kind"] == "fetchPypi" and fetched["format"] == "wheel"
-        assert fetched["hash"] == _sri(wheel.sha256)
+    wheels = {w.filename: w for w in lock.wheels}
+    assert len(detail["wheels"]) == len(wheels)
+    for fetched in detail["wheels"]:
+        wheel = wheels[fetched["name"]]  # named by nixpkgs after the URL: the wheel's file name
+        assert fetched["outputHash"] == _sri(wheel.sha256)
         python_tag = wheel.filename.split("-")[-3]
         assert re.fullmatch(
             rf"https://files\.pythonhosted\.org/packages/{re.escape(python_tag)}/"
             rf"./[A-Za-z0-9_.]+/{re.escape(wheel.filename)}",
             fetched["url"],
         )
-    # nixpkgs' habits of patching ELF files and shebangs are off; the build is pinned in time
-    assert result["dontStrip"] is result["dontPatchELF"] is result["dontFixup"] is True
-    assert result["dontPatchShebangs"] is True
-    assert result["SOURCE_DATE_EPOCH"] == "315576060"
-    assert "pybuild build --offline --from inputs" in result["buildPhase"]
-    assert "--python" not in result["buildPhase"]  # the lock's pinned compiler, not nixpkgs'
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_layer_is_compiled_by_the_locks_pinned_compiler(
+    flake_outputs: dict[str, Any], system: str
+) -> None:
+    detail = flake_outputs["details"][system]
+    compiler = detail["compiler"]
+    # the archive unpacked, the interpreter of that copy (and nothing else) patched
+    assert compiler["dontAutoPatchelf"] is True
+    assert "auto-patchelf-hook" in " ".join(compiler["nativeBuildInputs"])
+    assert "tar -xzf" in compiler["installPhase"]
+    assert "autoPatchelf -- $out/python/bin/python3.11" in compiler["installPhase"]
+    assert compiler["interpreter"].endswith(
+        "-pybuild-pinned-compiler-3.11.15/python/bin/python3.11"
+    )
+    layer = detail["layer"]
+    assert f"--pinned-compiler {compiler['interpreter']}" in layer["buildPhase"]
+    assert "pybuild build --offline --from inputs" in layer["buildPhase"]
+    assert "--python " not in layer["buildPhase"]
+    # nixpkgs' fixup would patch the layer's ELF files and shebangs: off
+    assert layer["dontStrip"] is layer["dontPatchELF"] is layer["dontFixup"] is True
+    assert layer["dontPatchShebangs"] is True
+    assert layer["SOURCE_DATE_EPOCH"] == "315576060"
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_pybuild_imports_what_the_cli_does_not(flake_outputs: dict[str, Any], system: str) -> None:
+    """`import pybuild.cli` loads neither lief nor deflate: a wrong-platform wheel of either
+    would pass an import check on the CLI alone."""
+    checked = flake_outputs["details"][system]["importsCheck"]
+    assert {"pybuild.cli", "lief", "deflate"} <= set(checked)
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_pytest_check_finds_nixpkgs_uv(flake_outputs: dict[str, Any], system: str) -> None:
+    script = flake_outputs["details"][system]["pytest"]
+    assert re.search(
+        r"export HOME=\"\$TMPDIR\" PYBUILD_UV=/nix/store/[a-z0-9]{32}-uv-[^/]+/bin/uv", script
+    )
+
+
+def test_editing_docs_does_not_rebuild_the_layer(
+    flake_outputs: dict[str, Any], tmp_path: Path
+) -> None:
+    """lib.fileset: the tool's source is pyproject.toml, README.md (its long description) and
+    pybuild/; the layer's inputs are layer/, requirements.txt and the tool."""
+    flake = _copy_flake(tmp_path / "pybuild")
+    guide = flake / "docs" / "build-guide.md"
+    guide.write_text(guide.read_text() + "\nAn edit.\n")
+    result = _eval_flake(flake, tmp_path)
+    assert result.returncode == 0, _errors(result)
+    edited = json.loads(result.stdout)
+    assert edited["packages"] == flake_outputs["packages"]
+
+
+# Each of the failures of issue 13, reintroduced in a copy of the flake: the stand-in must refuse
+# it as nixpkgs does (the rule named in the stand-in's flake.nix).
+REINTRODUCED = {
+    "fetch named after its URL": (
+        "layer/default.nix",
+        "      name = file.filename;\n",
+        "",
+        "contains illegal character '%'",
+    ),
+    "build-system pinned above nixpkgs' setuptools": (
+        "pyproject.toml",
+        'requires = ["setuptools>=77.0.3"]',
+        'requires = ["setuptools==84.2.1"]',
+        "Missing dependencies: setuptools==84.2.1 (nixpkgs provides 80.9.0)",
+    ),
+    "pinned packaging beside nixpkgs' own": (
+        "nix/python.nix",
+        '    packaging = pureWheel "packaging" [ ];\n',
+        '    pinnedPackaging = pureWheel "packaging" [ ];\n',
+        "collision between two packages of one name, packaging-",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REINTRODUCED))
+def test_the_standin_refuses_what_nixpkgs_refuses(name: str, tmp_path: Path) -> None:
+    relative, old, new, message = REINTRODUCED[name]
+    flake = _copy_flake(tmp_path / "pybuild")
+    path = flake / relative
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    if name.startswith("pinned packaging"):  # pybuild takes the pin, pytest nixpkgs' own
+        tool = flake / "nix" / "python.nix"
+        tool.write_text(
+            tool.read_text().replace(
+                "final.packaging\n    final.pyelftools",
+                "final.pinnedPackaging\n      final.pyelftools",
+            )
+        )
+        pybuild = flake / "nix" / "pybuild.nix"
+        pybuild.write_text(pybuild.read_text().replace("ps.packaging\n", "ps.pinnedPackaging\n"))
+    result = _eval_flake(flake, tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr, _errors(result)
+
+
+def test_a_url_named_fetch_fails_and_a_file_named_one_builds(tmp_path: Path) -> None:
+    """The rule itself, on the stand-in's fetchurl (nixpkgs' naming) and Nix's own
+    <nix/fetchurl.nix>: a name with "%" is refused; the unquoted file name builds."""
+    lock = read_lock(REPO / "layer" / "lock.json")
+    (runtime,) = lock.runtime.files
+    shared = Path(tempfile.mkdtemp(prefix="pybuild-nix-"))
+    try:
+        shared.chmod(0o755)
+        local = shared / runtime.filename
+        local.write_bytes(b"a stand-in for the runtime archive\n")
+        local.chmod(0o644)
+        digest, _ = file_sha256(local)
+        url = local.parent.as_uri() + "/" + urllib.parse.quote(local.name)
+        assert "%2B" in url
+        standin = (
+            f"(import {STANDIN}/pkgs.nix {{ lib = import {STANDIN}/lib.nix; "
+            f'system = builtins.currentSystem; }}).fetchurl {{ url = "{url}"; '
+            f'hash = "{_sri(digest)}"; }}'
+        )
+        refused = subprocess.run(
+            [_nix("nix-instantiate"), "--eval", "-E", f"({standin}).drvPath"],
+            env=NIX_ENV,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "contains illegal character '%'" in refused.stderr
+        for expression in (
+            standin.replace(f'url = "{url}";', f'url = "{url}"; name = "{runtime.filename}";'),
+            f'import <nix/fetchurl.nix> {{ url = "{url}"; name = "{runtime.filename}"; '
+            f'hash = "{_sri(digest)}"; }}',
+        ):
+            built = subprocess.run(
+                [_nix("nix-build"), "--no-out-link", "-E", expression],
+                env=NIX_ENV,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+            assert built.returncode == 0, built.stderr
+            store_path = Path(built.stdout.strip())
+            assert store_path.name.endswith("-" + runtime.filename)
+            assert store_path.read_bytes() == local.read_bytes()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+# --- The tool-dependency wheels ---------------------------------------------------------------
+
+NIX_MACHINES = {"x86_64-linux": "x86_64", "aarch64-linux": "aarch64"}
+# nixpkgs' glibc on the pinned release is at least this (2.40 since nixos-24.11).
+NIXPKGS_GLIBC = (2, 40)
+
+
+def _tool_deps_script() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "nix_tool_deps", REPO / "scripts" / "nix-tool-deps.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _linux_wheel_for(filename: str, machine: str) -> bool:
+    """Would pip on CPython 3.11, glibc NIXPKGS_GLIBC Linux `machine`, install this wheel?"""
+    _, _, _, tags = parse_wheel_filename(filename)
+    for tag in tags:
+        if tag.interpreter not in ("cp311", "py3", "py311") or tag.abi not in (
+            "cp311",
+            "abi3",
+            "none",
+        ):
+            continue
+        legacy = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
+        found = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", tag.platform)
+        alias = re.fullmatch(r"(manylinux\w+?)_(x86_64|aarch64|i686)", tag.platform)
+        if found and found[3] == machine:
+            if (int(found[1]), int(found[2])) <= NIXPKGS_GLIBC:
+                return True
+        elif (alias and alias[1] in legacy and alias[2] == machine) or tag.platform == "any":
+            return True
+    return False
+
+
+def test_tool_deps_are_linux_wheels_for_their_system() -> None:
+    deps = json.loads((REPO / "nix" / "tool-deps.json").read_text())
+    for name, entry in deps.items():
+        if "wheel" in entry:
+            assert entry["wheel"]["platform"] == "any", name
+        for system, wheel in entry.get("wheels", {}).items():
+            assert _linux_wheel_for(wheel["filename"], NIX_MACHINES[system]), (
+                f"{name}: {wheel['filename']} is not a CPython 3.11 wheel for {system}"
+            )
+            assert wheel["platform"] == wheel["filename"][:-4].split("-")[-1]
+    assert set(deps["lief"]["wheels"]) == set(NIX_MACHINES)
+
+
+def test_tool_deps_script_chooses_by_tag_not_by_suffix() -> None:
+    script = _tool_deps_script()
+    files = [
+        "lief-1.0.0-cp311-cp311-macosx_11_0_x86_64.whl",  # listed first, as PyPI does
+        "lief-1.0.0-cp311-cp311-macosx_11_0_arm64.whl",
+        "lief-1.0.0-cp311-cp311-manylinux_2_28_aarch64.whl",
+        "lief-1.0.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "lief-1.0.0-cp311-cp311-musllinux_1_2_x86_64.whl",
+        "lief-1.0.0-cp311-cp311-win_amd64.whl",
+        "lief-1.0.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+    ]
+    assert (
+        script.choose_wheel(files, "x86_64") == "lief-1.0.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    )
+    assert script.choose_wheel(files, "aarch64") == (
+        "lief-1.0.0-cp311-cp311-manylinux_2_28_aarch64.whl"
+    )
+    assert script.choose_wheel(files[:2], "x86_64") is None
+    assert script.NIXPKGS_GLIBC == NIXPKGS_GLIBC
+
+
+# --- --pinned-compiler: the lock's compiler, unpacked by other means ----------------------------
+
+
+def _pinned_layer(tmp_path: Path, version: str) -> Path:
+    """A layer whose lock pins, for this host, a compiler of CPython `version`."""
+    host = host_arch()
+    if host is None:
+        pytest.skip(f"{platform.machine()} is no Lambda architecture")
+    wheel = make_wheel(tmp_path / "inputs", "app", "1.0", files={"app/__init__.py": b"X = 1\n"})
+    runtime = make_fake_runtime(tmp_path / "inputs")
+    path = write_layer(tmp_path / "layer", "app==1.0\n", runtime=runtime)
+    lock, _ = fixture_lock(load_layer(path), runtime, [wheel])
+    stand_in = LockedRuntime(
+        provider=Provider.PBS,
+        python_version=version,
+        description=f"a CPython {version} for {host.value} hosts",
+        files=(LockedFile(filename="compiler.tar.gz", sha256="0" * 64, size=1, url="file:///x"),),
+    )
+    lock = dataclasses.replace(lock, compilers=((host, stand_in),))
+    (path.parent / "lock.json").write_text(lock.to_json())
+    return path
+
+
+def test_pinned_compiler_is_a_pinned_build(tmp_path: Path, isolated_env: Path) -> None:
+    """`--pinned-compiler` gives the zip and SBOM of a build with the lock's own compiler."""
+    path = _pinned_layer(tmp_path, platform.python_version())
+    out = tmp_path / "out"
+    command = ["build", "-q", "--offline", "--from", str(tmp_path / "inputs"), "--layer"]
+    assert main([*command, str(path), "--out", str(out), "--pinned-compiler", sys.executable]) == 0
+    report = json.loads((out / "testlayer.report.json").read_text())
+    assert report["bytecode"]["compiler_pinned"] is True
+    assert report["bytecode"]["compiler"].endswith("(compiler.tar.gz), --pinned-compiler")
+    with zipfile.ZipFile(out / "testlayer.zip") as archive:
+        sbom = json.loads(archive.read(SBOM_PATH))
+    names = {p["name"] for p in sbom["metadata"]["component"].get("properties", [])}
+    assert "pybuild:bytecode_compiler_pinned" not in names  # pinned: no "not pinned" mark
+    # the same request with the lock's compiler as a native build makes the same bytes
+    layer = load_layer(path)
+    lock = read_lock(path.parent / "lock.json")
+    pinned = lock.compiler(Arch(platform.machine()))
+    assert pinned is not None
+    files = {file_sha256(f)[0]: f for f in (tmp_path / "inputs").iterdir()}
+    native = build(
+        BuildRequest(
+            layer=layer,
+            lock=lock,
+            files=files,
+            out_dir=tmp_path / "native",
+            cache=Cache(isolated_env),
+            compiler=Compiler((sys.executable,), pinned.python_version, pinned, "native"),
+            tools=check_tools(),
+            epoch=DEFAULT_EPOCH,
+        ),
+        Ui(quiet=True),
+    )
+    assert native.archive.path.read_bytes() == (out / "testlayer.zip").read_bytes()
+
+
+def test_pinned_compiler_of_another_version_is_refused(
+    tmp_path: Path, isolated_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _pinned_layer(tmp_path, "3.11.99")
+    command = ["build", "--offline", "--from", str(tmp_path / "inputs"), "--layer", str(path)]
+    assert (
+        main([*command, "--out", str(tmp_path / "out"), "--pinned-compiler", sys.executable]) == 2
+    )
+    host = host_arch()
+    assert host is not None
+    assert capsys.readouterr().err == (
+        f"error: --pinned-compiler {sys.executable}: runs as cpython {platform.python_version()}, "
+        f"but the lock pins CPython 3.11.99 for {host} hosts (a CPython 3.11.99 for "
+        f"{host.value} hosts)\n"
+    )
+
+
+def test_isolated_env_keeps_the_uv_binary(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The Nix pytest check sets PYBUILD_UV to nixpkgs' uv (its environment has no uv module);
+    the fixture that clears pybuild's variables must keep that one."""
+    monkeypatch.setenv("PYBUILD_UV", "/nix/store/0-uv/bin/uv")
+    monkeypatch.setenv("PYBUILD_INDEX_URL", "http://example.invalid/simple")
+    request.getfixturevalue("isolated_env")
+    assert "PYBUILD_INDEX_URL" not in os.environ
+    assert uv_binary() == "/nix/store/0-uv/bin/uv"
 
 
 @pytest.mark.network
@@ -201,6 +627,17 @@ def test_sri_hashes_against_nix_fixed_output_fetch(
                 assert "hash mismatch" in built.stderr
 
 
+# The pinned nixpkgs, as checked against pins other projects publish (docs/build-guide.md, "Nix"):
+# nixos-26.05 on 2026-09-18; the NAR hash of that revision's tree.
+NIXPKGS_PIN = {
+    "rev": "cf9d2fb3e50fa1cd5114c47505ea9177f7ff5f49",
+    "narHash": "sha256-cFTsMQz8Hzn8MT49oaeLSHg62tE86NykugCWkeM2ypk=",
+    "lastModified": 1789749394,
+}
+# NixOS releases are supported for seven months: until these dates (nixos.org release notes).
+SUPPORTED_UNTIL = {"nixos-26.05": "2026-12-31"}
+
+
 def test_flake_lock_pins_nixpkgs() -> None:
     lock = json.loads((REPO / "flake.lock").read_text())
     assert lock["version"] == 7 and lock["root"] == "root"
@@ -209,10 +646,10 @@ def test_flake_lock_pins_nixpkgs() -> None:
     node = lock["nodes"]["nixpkgs"]
     locked = node["locked"]
     assert locked["type"] == "github" and (locked["owner"], locked["repo"]) == ("NixOS", "nixpkgs")
-    assert re.fullmatch(r"[0-9a-f]{40}", locked["rev"])
-    assert locked["narHash"].startswith("sha256-")
+    assert {k: locked[k] for k in NIXPKGS_PIN} == NIXPKGS_PIN
     assert len(base64.b64decode(locked["narHash"].removeprefix("sha256-"))) == 32
-    assert node["original"]["ref"].startswith("nixos-")  # a release branch
+    # a release branch still supported when the pin was made (nixos-25.05 ended 2025-12-31)
+    assert node["original"]["ref"] in SUPPORTED_UNTIL
     flake = (REPO / "flake.nix").read_text()
     assert "github:NixOS/nixpkgs/" + node["original"]["ref"] in flake
     assert "lib.genAttrs" in flake and "flake-utils" not in flake

@@ -106,6 +106,7 @@ def build(args: argparse.Namespace, ui: Ui) -> int:
         seed_dir=args.from_dir,
         runtime_url=args.runtime_url,
         python=args.python,
+        pinned_compiler=args.pinned_compiler,
         emulate_compiler=args.emulate_compiler,
         sysroot=args.sysroot,
     )

@@ -72,14 +72,22 @@ def add_sources(parser: argparse.ArgumentParser) -> None:
 
 
 def add_compiler(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--pinned-compiler",
+        metavar="PATH",
+        help="the lock's pinned compiler for this build host, unpacked by other means (e.g. a "
+        "copy whose ELF interpreter Nix patched): it must run as exactly the pinned CPython "
+        "version, and the build is then the same pinned build, zip and SBOM",
+    )
+    choice.add_argument(
         "--python",
         metavar="PATH",
         help="compile bytecode with this CPython (the runtime's minor version) instead of the "
         "lock's pinned compiler: the zip then depends on its exact version, and the report and "
         "SBOM say 'compiler not pinned'",
     )
-    parser.add_argument(
+    choice.add_argument(
         "--emulate-compiler",
         action="store_true",
         help="compile bytecode with the target runtime itself under qemu even where a compiler "

@@ -4,8 +4,11 @@ The lock pins, for each build-host architecture, the runtime's own CPython (same
 release, same provider). `select_compiler` unpacks the one for this host into the cache
 (``compilers/<sha256 of its files>``, published by a rename) and runs it natively; where none is
 pinned for this host, it runs the target runtime's interpreter under ``qemu-<arch>-static`` with a
-sysroot: slower, the same bytes. ``--python PATH`` remains as an escape hatch: the report and the
-SBOM then say "compiler not pinned".
+sysroot: slower, the same bytes. ``--pinned-compiler PATH`` hands over the lock's pinned compiler
+for this host, unpacked by other means (Nix fetches the same files and patches a copy's ELF
+interpreter): it must run as exactly the pinned CPython version, and the build is then a pinned
+build like any other. ``--python PATH`` remains as an escape hatch: the report and the SBOM then
+say "compiler not pinned".
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class Compiler:
     command: tuple[str, ...]  # argv up to and including the interpreter
     version: str  # "3.11.15"
     pinned: LockedRuntime | None  # None: --python, not pinned by the lock
-    how: str  # "native", "qemu-aarch64-static", or "--python"
+    how: str  # "native", "qemu-aarch64-static (...)", "--pinned-compiler" or "--python"
 
     def describe(self) -> str:
         if self.pinned is None:
@@ -108,6 +111,27 @@ def _checked(command: tuple[str, ...], runtime: LockedRuntime, how: str) -> Comp
     return Compiler(command, runtime.python_version, runtime, how)
 
 
+def handed_over(lock: Lock, interpreter: str) -> Compiler:
+    """`--pinned-compiler`: the lock's pinned compiler for this host, unpacked by other means (for
+    example a copy whose ELF interpreter Nix patched). It must run as exactly the pinned CPython
+    version; it is then that compiler, for the report and the SBOM as for the zip."""
+    host = host_arch()
+    pinned = lock.compiler(host) if host is not None else None
+    if pinned is None:
+        raise CompilerError(
+            f"--pinned-compiler {interpreter}: the lock pins no bytecode compiler for this "
+            f"{platform.machine()} host"
+        )
+    found = probe((interpreter,))
+    if found != ("cpython", pinned.python_version):
+        shown = f"{found[0]} {found[1]}" if found else "nothing that runs"
+        raise CompilerError(
+            f"--pinned-compiler {interpreter}: runs as {shown}, but the lock pins CPython "
+            f"{pinned.python_version} for {host} hosts ({pinned.description})"
+        )
+    return Compiler((interpreter,), pinned.python_version, pinned, "--pinned-compiler")
+
+
 def emulator(arch: Arch) -> str | None:
     return shutil.which(f"qemu-{arch.value}-static") or shutil.which(f"qemu-{arch.value}")
 
@@ -119,12 +143,16 @@ def select_compiler(
     ui: Ui,
     *,
     python: str | None = None,
+    pinned_compiler: str | None = None,
     emulate: bool = False,
     sysroot: Path | None = None,
 ) -> Compiler:
-    """The compiler for this build: `python` (not pinned), the lock's for this host, or the
-    target runtime under qemu (`emulate`, or no pinned compiler for this host)."""
+    """The compiler for this build: `python` (not pinned), `pinned_compiler` (the lock's for this
+    host, unpacked elsewhere), the lock's for this host, or the target runtime under qemu
+    (`emulate`, or no pinned compiler for this host)."""
     minor = str(lock.target.python)
+    if pinned_compiler is not None:
+        return handed_over(lock, pinned_compiler)
     if python is not None:
         found = probe((python,))
         if found is None or found[0] != "cpython" or not found[1].startswith(f"{minor}."):

@@ -111,7 +111,9 @@ def check_reproducible(
         ]
         if sources.python:
             command += ["--python", sources.python]
-        if request.compiler.how != "native" and request.compiler.pinned is not None:
+        if sources.pinned_compiler:
+            command += ["--pinned-compiler", sources.pinned_compiler]
+        elif request.compiler.how != "native" and request.compiler.pinned is not None:
             command += ["--emulate-compiler", "--sysroot", request.compiler.command[2]]
         if request.strict:
             command.append("--strict")
