@@ -78,7 +78,7 @@ def _workflow_commands() -> list[tuple[str, list[str]]]:
         for line in workflow.read_text().splitlines():
             if line.lstrip().startswith("#"):
                 continue
-            for match in re.finditer(r"pybuild ([a-z][^'|&;]*)", line):
+            for match in re.finditer(r"pybuild\"? ([a-z][^'|&;]*)", line):
                 text = match.group(1).replace('"$(command -v python3.11)"', "python3.11")
                 found.append((workflow.name, shlex.split(text)))
     return found
