@@ -1,3 +1,5 @@
+"""`python -m pybuild`: the same command line as the installed `pybuild` script."""
+
 from __future__ import annotations
 
 import sys

@@ -24,16 +24,21 @@ LOG_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
 class Ui:
+    """pybuild's output on stderr, through rich: messages, warnings, errors and progress. `quiet`
+    hides messages and progress, never warnings or errors."""
+
     def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
         self.quiet = quiet
         self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self._lock = threading.Lock()
 
     def info(self, message: str) -> None:
+        """Print a message as it is (no rich markup), unless quiet."""
         if not self.quiet:
             self.console.print(message, markup=False)
 
     def warn(self, message: str) -> None:
+        """Print ``warning: <message>`` in yellow, even when quiet."""
         self.console.print(f"warning: {message}", markup=False, style="yellow")
 
     def error(self, err: PybuildError) -> None:

@@ -23,6 +23,13 @@ from pybuild.model.versions import GlibcVersion
 
 @dataclass(frozen=True, slots=True)
 class Profile:
+    """A system profile from `data/profiles.toml`: an execution environment's glibc and the
+    libraries it provides, which a layer's binaries may need without carrying them.
+
+    `lambda_runtimes` are the Lambda runtime identifiers `build` writes, most preferred first;
+    empty for an environment that is not a Lambda image.
+    """
+
     name: str
     description: str
     glibc: GlibcVersion
@@ -59,6 +66,7 @@ class Policy:
 
 @cache
 def load_profiles() -> dict[str, Profile]:
+    """Every profile in `data/profiles.toml`, by name; read once, the same dict every call."""
     text = importlib.resources.files("pybuild").joinpath("data/profiles.toml").read_text("utf-8")
     profiles = {}
     for name, raw in tomllib.loads(text).items():

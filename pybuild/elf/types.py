@@ -41,11 +41,14 @@ class ElfError(PybuildError):
 
 
 class ElfClass(enum.IntEnum):
+    """The file's class (``EI_CLASS``): 32- or 64-bit."""
+
     ELF32 = ELFCLASS32
     ELF64 = ELFCLASS64
 
 
 def machine_name(machine: int) -> str:
+    """The name of an ``e_machine`` value ("aarch64", "x86_64", ...), or "machine N"."""
     return _MACHINE_NAMES.get(machine, f"machine {machine}")
 
 
@@ -71,6 +74,7 @@ class SymbolVersion:
 
     @classmethod
     def parse(cls, name: str) -> SymbolVersion:
+        """Split a version name at its last ``_NUMBER``; a name without one is all prefix."""
         match = _VERSION_NAME.fullmatch(name)
         if match is None:
             return cls(name, ())
@@ -78,6 +82,7 @@ class SymbolVersion:
 
     @property
     def name(self) -> str:
+        """The version name as the file spells it, e.g. ``GLIBC_2.17``."""
         if not self.version:
             return self.prefix
         return f"{self.prefix}_{'.'.join(str(v) for v in self.version)}"
@@ -117,14 +122,17 @@ class Section:
 
     @property
     def is_alloc(self) -> bool:
+        """Whether the section is loaded into memory (``SHF_ALLOC``)."""
         return bool(self.flags & SHF_ALLOC)
 
     @property
     def occupies_file(self) -> bool:
+        """Whether the section has bytes in the file (it is not empty, NULL or NOBITS)."""
         return self.type not in (SHT_NULL, SHT_NOBITS) and self.size > 0
 
     @property
     def end(self) -> int:
+        """The first offset past the section in the file (its offset, if it occupies none)."""
         return self.offset + (self.size if self.occupies_file else 0)
 
 
@@ -143,6 +151,7 @@ class Segment:
 
     @property
     def end(self) -> int:
+        """The first offset past the segment's bytes in the file."""
         return self.offset + self.filesz
 
 
@@ -171,6 +180,7 @@ class ElfFile:
 
     @property
     def arch(self) -> Arch | None:
+        """The Lambda architecture of ``e_machine``; None for any other machine (i386, arm)."""
         for arch, machine in _ARCH_MACHINE.items():
             if machine == self.machine:
                 return arch
@@ -178,18 +188,25 @@ class ElfFile:
 
     @property
     def bits(self) -> int:
+        """The word size in bits, 32 or 64, from the class."""
         return 64 if self.elf_class is ElfClass.ELF64 else 32
 
     @property
     def ehsize(self) -> int:
+        """The ELF header's size in bytes, as the gABI fixes it for the class (the reader refuses a
+        file whose ``e_ehsize`` differs)."""
         return HEADER_SIZES[self.elf_class][0]
 
     @property
     def phentsize(self) -> int:
+        """One program header's size in bytes, as the gABI fixes it for the class (the reader
+        refuses a file with program headers of another size)."""
         return HEADER_SIZES[self.elf_class][1]
 
     @property
     def shentsize(self) -> int:
+        """One section header's size in bytes, as the gABI fixes it for the class (the reader
+        refuses a file with section headers of another size)."""
         return HEADER_SIZES[self.elf_class][2]
 
     def describe(self) -> str:

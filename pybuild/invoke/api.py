@@ -61,10 +61,12 @@ class Invocation:
 
     @property
     def done(self) -> bool:
+        """Whether the invocation has ended: a response, an error, or failed from outside."""
         return self.finished is not None
 
 
 def error_document(error_type: str, message: str) -> bytes:
+    """A Lambda error document, ``{errorType, errorMessage}``, as JSON bytes."""
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
 
@@ -87,10 +89,12 @@ class RuntimeApi:
 
     @property
     def endpoint(self) -> str:
+        """``127.0.0.1:PORT``: where the server listens, without a scheme."""
         host, port = self._server.server_address[:2]
         return f"{host!s}:{port}"
 
     def submit(self, invocation: Invocation) -> None:
+        """Queue an event; each ``GET .../invocation/next`` takes the oldest one, waiting for it."""
         with self._lock:
             self._pending.append(invocation)
             self._lock.notify_all()
@@ -113,6 +117,8 @@ class RuntimeApi:
             self._lock.notify_all()
 
     def close(self) -> None:
+        """Stop the server; a runtime waiting for an event gets a 500 ``Runtime.ShuttingDown``.
+        Calling it again does nothing."""
         with self._lock:
             if self._closed:
                 return

@@ -106,6 +106,7 @@ def _completion(model: str) -> dict[str, Any]:
 
 @contextmanager
 def fake_provider() -> Iterator[FakeProvider]:
+    """A `FakeProvider` on a free loopback port while the block runs; its `url` ends in /v1."""
     provider = FakeProvider()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
     server.daemon_threads = True
@@ -129,6 +130,8 @@ def provider_environment(provider: FakeProvider) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One item of the checklist: what it checks, whether it passed, and what was seen (or "")."""
+
     name: str
     ok: bool
     detail: str
@@ -218,6 +221,7 @@ def summary(results: Sequence[InvocationResult]) -> list[str]:
 
 
 def print_checks(checks: Sequence[Check], out: Callable[[str], None] = print) -> int:
+    """Print PASS or FAIL for each check, with its detail, then a total; the number that failed."""
     for check in checks:
         out(f"{'PASS' if check.ok else 'FAIL'}  {check.name}")
         if check.detail:

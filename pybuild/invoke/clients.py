@@ -32,11 +32,14 @@ RIC_VERSION = "3.3.0"
 
 @dataclass(frozen=True, slots=True)
 class RuntimeClient:
+    """A runtime client: its name in the output ("aws-lambda-ric 3.3.0") and its argv after node."""
+
     name: str  # for the output: "aws-lambda-ric 3.3.0" or "pybuild runtime loop"
     argv: tuple[str, ...]  # after `node`; the handler comes from _HANDLER
 
 
 def node_executable() -> str:
+    """The path of ``node`` on PATH; raises PybuildError if there is none."""
     node = shutil.which("node")
     if node is None:
         raise PybuildError("pybuild invoke needs Node.js (`node` on PATH)")
@@ -44,6 +47,7 @@ def node_executable() -> str:
 
 
 def loop_client() -> RuntimeClient:
+    """pybuild's own runtime loop (`runtime_loop.mjs`, shipped in the package)."""
     script = importlib.resources.files("pybuild.invoke").joinpath("runtime_loop.mjs")
     return RuntimeClient("pybuild runtime loop", (str(script),))
 
@@ -62,6 +66,8 @@ def ric_client(package: Path, handler: str) -> RuntimeClient:
 
 
 def ric_cache_dir(cache_root: Path) -> Path:
+    """Where aws-lambda-ric `RIC_VERSION` is installed with npm (its ``--prefix``) under the cache
+    root; the package itself is in its node_modules."""
     return cache_root / "npm" / f"{RIC_PACKAGE}-{RIC_VERSION}"
 
 

@@ -30,6 +30,7 @@ def _seconds(text: str) -> float:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """Add `pybuild invoke`'s arguments to its subcommand parser."""
     from pybuild.cli.options import positive_int
 
     parser.add_argument("zip", type=Path, metavar="ZIP", help="the layer zip, shown at /opt")
@@ -150,6 +151,13 @@ def _event(args: argparse.Namespace) -> bytes:
 
 
 def run(args: argparse.Namespace, ui: Ui) -> int:
+    """Run `pybuild invoke`: invoke the function with the layer N times, or run the checklist; print
+    a summary and each result (or each check). The exit status: 0 if every invocation succeeded
+    (with ``--check``: every check passed), else 1.
+
+    Without ``--sysroot``, on a host that is not aarch64, the cached Debian arm64 sysroot is used
+    (built first if missing).
+    """
     import platform
 
     from pybuild.errors import PybuildError

@@ -47,6 +47,7 @@ class FunctionConfig:
 
     @property
     def arn(self) -> str:
+        """A function ARN for `name` in a placeholder account and region (nothing reaches AWS)."""
         return f"arn:aws:lambda:us-east-1:000000000000:function:{self.name}"
 
 
@@ -118,6 +119,7 @@ class ExecutionEnvironment:
 
     @property
     def exited(self) -> bool:
+        """Whether the runtime process has exited (and its output has been read to the end)."""
         return self.exited_at is not None
 
     def sample_memory(self) -> int:
@@ -133,6 +135,8 @@ class ExecutionEnvironment:
 
     @property
     def max_memory_mb(self) -> int:
+        """The session's peak resident memory so far, in MB rounded up (sampled once more first
+        while the environment is open)."""
         if not self._stop.is_set():
             self.sample_memory()
         return -(-self.peak_bytes // (1024 * 1024))
@@ -166,6 +170,8 @@ class ExecutionEnvironment:
 
     @property
     def init_ended(self) -> float:
+        """When the init phase ended (monotonic seconds): the earliest of the runtime's first
+        ``/next``, its init error and its exit; now, if none has happened yet."""
         ends = [t for t in (self.api.first_next, self.api.init_error_at, self.exited_at) if t]
         return min(ends) if ends else time.monotonic()
 

@@ -28,6 +28,8 @@ from pybuild.invoke.environment import ExecutionEnvironment, FunctionConfig, Lau
 
 @dataclass(frozen=True, slots=True)
 class InvocationResult:
+    """One invocation as the caller and the REPORT line see it; times are in milliseconds."""
+
     request_id: str
     status: str  # "ok", "error" (the function's), "timeout", "exit", "init-error"
     body: bytes  # the response, or the error document Lambda returns for it
@@ -40,10 +42,12 @@ class InvocationResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the function returned a response (status "ok")."""
         return self.status == "ok"
 
     @property
     def billed_ms(self) -> int:
+        """Billed Duration: Duration plus Init Duration (if any), rounded up to the millisecond."""
         return math.ceil(self.duration_ms + (self.init_ms or 0.0))
 
     @property
@@ -52,12 +56,14 @@ class InvocationResult:
         return self.duration_ms + (self.init_ms or 0.0)
 
     def document(self) -> Any:
+        """The body parsed as JSON, or as text if it is not JSON."""
         try:
             return json.loads(self.body)
         except ValueError:
             return self.body.decode("utf-8", "replace")
 
     def report(self) -> str:
+        """The ``REPORT`` line Lambda logs for the invocation, its fields separated by tabs."""
         fields = [
             f"REPORT RequestId: {self.request_id}",
             f"Duration: {self.duration_ms:.2f} ms",
@@ -90,11 +96,18 @@ class LambdaFunction:
         return ExecutionEnvironment(self.config, self.launch, self.log)
 
     def close(self) -> None:
+        """Discard the execution environment, if there is one; the next invocation is cold."""
         if self.environment is not None:
             self.environment.close()
             self.environment = None
 
     def invoke(self, event: bytes) -> InvocationResult:
+        """Invoke the function with one event (JSON bytes), logging START, END and REPORT.
+
+        Without an environment, starts one first (cold); an init that fails or times out runs
+        again inside the invocation. An invocation that times out or whose runtime exits discards
+        the environment. What the function does wrong is in the result's status, not raised.
+        """
         config = self.config
         invocation = Invocation(event=event, timeout=config.timeout, function_arn=config.arn)
         cold = self.environment is None

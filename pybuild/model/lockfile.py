@@ -75,6 +75,9 @@ class LockedRuntime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LockedWheel:
+    """One pinned wheel: its distribution's normalized name and version, and the file by name,
+    sha256 and size in bytes (checked on reading to be a wheel of that name and version)."""
+
     name: NormalizedName
     version: str
     filename: str
@@ -92,6 +95,9 @@ class Inputs:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lock:
+    """A whole lock.json: target, runtime, the compilers pinned per build-host architecture and one
+    wheel per distribution, with the `inputs` it was made from."""
+
     name: str
     target: Target
     runtime: LockedRuntime
@@ -104,6 +110,7 @@ class Lock:
         return dict(self.compilers).get(arch)
 
     def to_dict(self) -> dict[str, Any]:
+        """The lock as lock.json's object, of version `LOCK_VERSION`, its wheels sorted by name."""
         return {
             "compilers": {arch.value: _runtime_dict(c) for arch, c in self.compilers},
             "inputs": {"layer": self.inputs.layer, "requirements": self.inputs.requirements},
@@ -124,6 +131,7 @@ class Lock:
         }
 
     def to_json(self) -> str:
+        """The text of lock.json: sorted keys, 2-space indent, trailing newline."""
         return dumps_stable(self.to_dict())
 
     @classmethod
@@ -383,6 +391,7 @@ def stale_reasons(layer: Layer, pins: list[Pin], lock: Lock) -> list[str]:
 
 
 def read_lock(path: Path) -> Lock:
+    """Read and validate a lock.json; LockError if it is missing, unreadable or not valid."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

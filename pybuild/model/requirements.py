@@ -122,6 +122,7 @@ def parse_requirements(text: str, source: str) -> list[Pin]:
 
 
 def load_requirements(path: Path) -> list[Pin]:
+    """Read and parse a requirements.txt; ConfigError if it cannot be read or is not valid."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -25,6 +25,8 @@ LAYER_MOUNT = "/opt"
 
 
 class OwnerKind(enum.StrEnum):
+    """What put a file into the layer: the runtime, a wheel, the layer's own files or pybuild."""
+
     RUNTIME = "runtime"  # laid out by the runtime provider
     WHEEL = "wheel"  # installed from a locked wheel
     LAYER = "layer"  # the layer's own files (`[include]`)
@@ -48,10 +50,13 @@ PYBUILD = Owner(OwnerKind.PYBUILD)
 
 
 def wheel_owner(distribution: str) -> Owner:
+    """The owner of the files installed from a distribution's wheel."""
     return Owner(OwnerKind.WHEEL, distribution)
 
 
 class EntryKind(enum.StrEnum):
+    """A tree entry is a regular file or a symbolic link; directories are not entries."""
+
     FILE = "file"
     SYMLINK = "symlink"
 
@@ -78,6 +83,7 @@ class Layout:
 
     @property
     def stdlib(self) -> str:
+        """The standard library's directory under the layer root: ``python/lib/python3.X``."""
         return f"python/lib/{self.python.executable}"
 
     @property
@@ -87,6 +93,7 @@ class Layout:
 
     @property
     def scripts(self) -> str:
+        """Where wheels' scripts are installed, relative to the layer root."""
         return "python/bin"
 
     def mounted(self, relative: str) -> str:
@@ -109,6 +116,13 @@ class TreeError(PybuildError):
 
 @dataclass
 class Tree:
+    """The layer's build directory (`root`) and its inventory: every file and link by its path
+    relative to the root, with the `layout` its runtime gave it.
+
+    Every change to the directory goes through the methods below, so that the inventory stays the
+    truth about the disk.
+    """
+
     root: Path
     layout: Layout
     entries: dict[str, Entry] = field(default_factory=dict)
@@ -188,13 +202,16 @@ class Tree:
         return sorted(self.entries)
 
     def owner(self, relative: str) -> Owner:
+        """Who put the file or link at `relative` into the layer (KeyError if none is recorded)."""
         return self.entries[relative].owner
 
     def files(self) -> Iterator[tuple[str, Entry]]:
+        """Every file and link with its entry, sorted by path."""
         for path in self.paths():
             yield path, self.entries[path]
 
     def total_size(self) -> int:
+        """The sum of the entries' sizes in bytes (a link counts the length of its target)."""
         return sum(e.size for e in self.entries.values())
 
     def elf(self, relative: str) -> ElfFile | None:

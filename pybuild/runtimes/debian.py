@@ -39,6 +39,8 @@ LEFT_OUT_SITECUSTOMIZE = "Debian's sitecustomize.py: a link to apport's hook in 
 
 
 def package_names(python: PythonVersion) -> list[str]:
+    """The Debian packages that make up CPython `python`: ``python3.X-minimal``,
+    ``libpython3.X-minimal`` and ``libpython3.X-stdlib``."""
     return [
         f"{python.executable}-minimal",
         f"lib{python.executable}-minimal",
@@ -50,11 +52,18 @@ class DebianProvider:
     """Debian's python3.X packages."""
 
     def layout(self, target: Target) -> Layout:
+        """Wheels go into ``python/lib/python3/dist-packages``, where Debian's ``site`` looks."""
         return Layout(target.python, SITE_PACKAGES)
 
     def lock(
         self, layer: Layer, cache: Cache, ui: Ui
     ) -> tuple[LockedRuntime, tuple[tuple[Arch, LockedRuntime], ...]]:
+        """Pin the suite's newest packages for both architectures: the target's are the runtime,
+        each architecture's the compiler for build hosts of that architecture.
+
+        LockError if one architecture's packages are not of one version, the two architectures'
+        versions differ (the archive is mid-update), or the version is not the target's CPython.
+        """
         spec = layer.runtime
         assert isinstance(spec, DebianRuntime)  # noqa: S101 - the provider of this spec
         archive = DebianArchive(spec.suite, cache, ui, dict(spec.mirrors), keyring=spec.keyring)
@@ -101,6 +110,9 @@ class DebianProvider:
     def install(
         self, runtime: LockedRuntime, files: Files, tree: Tree, *, reverse: bool = False
     ) -> list[Removal]:
+        """Lay out the packages' ``usr/bin/python3.X`` and ``usr/lib/python3.X`` as ``python/bin``
+        and ``python/lib``, leaving out Debian's sitecustomize.py (the removal returned).
+        `reverse` is accepted and not used."""
         python = tree.layout.python.executable
         sitecustomize = f"usr/lib/{python}/sitecustomize.py"
 
@@ -122,6 +134,8 @@ class DebianProvider:
         return [Removal(f"python/lib/{python}/sitecustomize.py", 0, LEFT_OUT_SITECUSTOMIZE)]
 
     def unpack_compiler(self, compiler: LockedRuntime, files: Files, destination: Path) -> Path:
+        """Unpack the compiler's packages whole into `destination` (absolute links resolved inside
+        it); its ``usr/bin/python3.X``."""
         for file in sorted(compiler.files, key=lambda f: f.filename):
             writer = TreeWriter(
                 destination, f"Debian package {file.filename}", absolute_links="root"

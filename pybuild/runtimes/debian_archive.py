@@ -128,9 +128,11 @@ class DebPackage:
 
     @property
     def filename(self) -> str:
+        """The .deb's file name: the last component of its pool path."""
         return self.path.rsplit("/", 1)[-1]
 
     def locked(self) -> LockedFile:
+        """The package as a lock pins it: the file's name, sha256 and size, and its archive path."""
         return LockedFile(
             filename=self.filename,
             sha256=self.sha256,
@@ -146,6 +148,7 @@ class DebPackage:
 
 
 def mirror_url(mirrors: dict[str, str], archive: str, path: str) -> str:
+    """The URL of a path of `archive` ("debian" or "debian-security") on its mirror in `mirrors`."""
     return f"{mirrors[archive].rstrip('/')}/{path}"
 
 

@@ -33,6 +33,7 @@ BUNDLED_INSTALLERS = "runtime's bundled installers (pip, setuptools)"
 
 
 def triple(arch: Arch) -> str:
+    """python-build-standalone's target triple for `arch`, e.g. ``aarch64-unknown-linux-gnu``."""
     return f"{arch.value}-unknown-linux-gnu"
 
 
@@ -68,11 +69,20 @@ class PbsProvider:
     """python-build-standalone archives."""
 
     def layout(self, target: Target) -> Layout:
+        """Wheels go into the interpreter's own ``python/lib/python3.X/site-packages``."""
         return Layout(target.python, f"python/lib/{target.python.executable}/site-packages")
 
     def lock(
         self, layer: Layer, cache: Cache, ui: Ui
     ) -> tuple[LockedRuntime, tuple[tuple[Arch, LockedRuntime], ...]]:
+        """Pin the runtime archive: layer.toml's (which must have the sha256 pybuild's table has for
+        it, where the table knows it), else the table's. The compiler for the target's
+        architecture is the runtime itself; for the other, layer.toml's ``[runtime.compilers]``
+        entry or the table's ``install_only_stripped`` archive.
+
+        LockError if the runtime archive is unknown; an unknown compiler is only warned about and
+        left out (such build hosts run the runtime under qemu).
+        """
         spec = layer.runtime
         assert isinstance(spec, PbsRuntime)  # noqa: S101 - the provider of this spec
         arch = layer.target.arch
@@ -113,6 +123,8 @@ class PbsProvider:
     def install(
         self, runtime: LockedRuntime, files: Files, tree: Tree, *, reverse: bool = False
     ) -> list[Removal]:
+        """Unpack the archive into the tree (a member outside ``python/`` is an UnsafeArchiveError),
+        then take out its bundled installers: the removals returned."""
         (archive_file,) = runtime.files
         label = f"runtime archive {archive_file.filename}"
 
@@ -137,6 +149,7 @@ class PbsProvider:
         return remove_bundled_installers(tree)
 
     def unpack_compiler(self, compiler: LockedRuntime, files: Files, destination: Path) -> Path:
+        """Unpack a compiler archive into `destination`; its ``python/bin/python3.X``."""
         (archive_file,) = compiler.files
         writer = TreeWriter(destination, f"compiler archive {archive_file.filename}")
         extract_tar(files[archive_file.sha256], writer)

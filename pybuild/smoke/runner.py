@@ -94,6 +94,8 @@ class SmokeError(PybuildError):
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One smoke check: what it checks, whether it passed, and on failure what was seen."""
+
     name: str
     ok: bool
     detail: str = ""
@@ -101,17 +103,29 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class SmokeResult:
+    """The checks of one smoke run in order, how the interpreter ran (`how`), and with ``--trace``
+    the layer-relative files the checks loaded."""
+
     checks: tuple[Check, ...]
     how: str  # e.g. "qemu-aarch64-static, layer at /opt (read-only bind mount)"
     loaded: tuple[str, ...] = ()  # with --trace: layer-relative files the checks loaded
 
     @property
     def ok(self) -> bool:
+        """Whether every check passed."""
         return all(c.ok for c in self.checks)
 
 
 @dataclass(frozen=True, slots=True)
 class SmokeSpec:
+    """What to smoke-test in a layer and how: its interpreter's name and site-packages, the
+    `[smoke]` settings, and where to run it.
+
+    `timeout` is in seconds, per run of the interpreter. A `sysroot` makes the interpreter run
+    under qemu even on a host of the target's architecture. `at_opt` None decides by the host: at
+    /opt when root and ``unshare`` work, else relocated.
+    """
+
     arch: Arch
     python: str  # "python3.11"
     site_packages: str = "python/lib/python3.11/site-packages"  # the runtime's (layer-relative)
@@ -189,10 +203,14 @@ class Runner:
 
     @property
     def interpreter(self) -> str:
+        """The interpreter's path as the running layer sees it: under /opt, or under the unpacked
+        directory when relocated."""
         base = LAYER_MOUNT if self.at_opt else str(self.layer)
         return f"{base}/python/bin/{self.spec.python}"
 
     def command(self, args: Sequence[str]) -> list[str]:
+        """The command line that runs the interpreter with `args`: behind qemu if needed, and inside
+        the /opt mount if there is one."""
         return self.in_layer([*self.prefix, self.interpreter, *args])
 
     def in_layer(self, command: Sequence[str]) -> list[str]:
@@ -213,6 +231,9 @@ class Runner:
         ]
 
     def run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        """Run the interpreter with `args` from ``/``, capturing text output, in Lambda's
+        environment plus the layer's `[smoke] env` and nothing else. Past the timeout the result
+        has exit code -1 and says so on stderr (nothing is raised)."""
         env = {**lambda_environment(), **self.spec.env}
         try:
             return proc.run(self.command(args), env=env, timeout=self.spec.timeout, cwd="/")
@@ -382,6 +403,8 @@ class Trace:
 
 @dataclass(frozen=True, slots=True)
 class Subtree:
+    """A directory of the layer zip: its path, how many files it holds, their uncompressed bytes."""
+
     path: str
     files: int
     bytes: int

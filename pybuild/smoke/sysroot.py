@@ -223,6 +223,8 @@ def _finish(root: Path, packages: Sequence[DebPackage]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pybuild.smoke.sysroot``: build the sysroot or find it cached (Debian's indexes
+    are read either way) and print its path; the exit status (a PybuildError's when it fails)."""
     parser = argparse.ArgumentParser(
         prog="python -m pybuild.smoke.sysroot",
         description="Build the Debian 12 arm64 sysroot of `pybuild smoke` and print its path.",

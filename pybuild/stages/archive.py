@@ -62,6 +62,9 @@ class ArchiveError(PybuildError):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One member as written: zip name, kind ("file", "dir" or "symlink"), Unix mode, sizes in bytes
+    (uncompressed and as stored) and method (0 stored, 8 deflated)."""
+
     name: str  # zip member name ("dir/" for directories)
     kind: str  # "file", "dir", "symlink"
     mode: int
@@ -72,6 +75,9 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class ArchiveResult:
+    """The zip written: its path, sha256 and size in bytes, its members in order, the timestamp of
+    every entry (epoch seconds) and the links left out or written as copies."""
+
     path: Path
     sha256: str
     size: int
@@ -82,6 +88,7 @@ class ArchiveResult:
 
     @property
     def unpacked(self) -> int:
+        """The members' total uncompressed size in bytes (a stored link: its target's length)."""
         return sum(e.size for e in self.entries)
 
 
@@ -121,6 +128,8 @@ class Compressor:
         return self.cache_dir / self.identity / str(self.level) / key[:2] / key
 
     def compress(self, data: bytes) -> bytes:
+        """`data` as raw DEFLATE at `level`: the cached bytes if they decompress to `data` exactly,
+        else compressed now (and cached, unless the cache is unusable)."""
         if self.cache_dir is None or self._disabled:
             return bytes(deflate.deflate_compress(data, self.level))
         entry = self._entry(data)
@@ -341,4 +350,5 @@ def write_zip(
 
 
 def utc_date(epoch: int) -> str:
+    """An epoch time (seconds) in ISO 8601, UTC: ``1980-01-01T12:01:00Z``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

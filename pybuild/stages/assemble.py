@@ -40,6 +40,9 @@ class AssembleError(PybuildError):
 
 @dataclass(frozen=True, slots=True)
 class WheelInput:
+    """A wheel to install: its distribution, the file (perhaps a cache path named by its sha256),
+    and its real file name."""
+
     distribution: str
     path: Path  # may be a content-addressed cache path
     filename: str  # the wheel's real file name

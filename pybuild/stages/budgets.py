@@ -19,6 +19,8 @@ from pybuild.stages.archive import ArchiveResult
 
 
 class LimitKind(enum.StrEnum):
+    """Whose limit: Lambda's (always fails the build) or the layer's goal (fails it when strict)."""
+
     LAMBDA = "lambda"  # AWS's quota: always fails the build
     GOAL = "goal"  # the layer's own: fails only when strict
 
@@ -35,6 +37,7 @@ class Limit:
 
     @property
     def over(self) -> bool:
+        """Whether the zip is over the limit (being exactly at it is not over)."""
         return self.actual > self.limit
 
     @property
@@ -44,9 +47,11 @@ class Limit:
 
     @property
     def failed(self) -> bool:
+        """Whether the build fails on this limit: the zip is over it and `fails` is set."""
         return self.over and self.fails
 
     def describe(self) -> str:
+        """One line: the measure, the actual and the limit in bytes, and how far under or over."""
         where = "Lambda's limit" if self.kind is LimitKind.LAMBDA else "the layer's goal"
         state = f"{-self.gap:,} over" if self.over else f"{self.gap:,} under"
         return f"{self.measure} {self.actual:,} bytes, {where} {self.limit:,}: {state}"

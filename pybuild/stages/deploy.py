@@ -75,6 +75,7 @@ class LambdaRuntime:
 
     @property
     def is_node(self) -> bool:
+        """Whether it is a Node.js runtime (``nodejs*``), one the function can run on."""
         return self.identifier.startswith("nodejs")
 
     def status(self, today: date) -> str | None:
@@ -160,6 +161,7 @@ class Deployment:
 
     @property
     def function_runtime(self) -> str:
+        """The function's runtime: the first Node.js one of `runtimes` (ConfigError if none is)."""
         node = [r for r in self.runtimes if r.is_node]
         if not node:
             raise ConfigError("the profile lists no Node.js runtime for the function")
@@ -167,6 +169,7 @@ class Deployment:
 
     @property
     def runtime_names(self) -> list[str]:
+        """The compatible runtimes' identifiers, most preferred first."""
         return [r.identifier for r in self.runtimes]
 
     @property
@@ -178,6 +181,8 @@ class Deployment:
 
 @dataclass(frozen=True, slots=True)
 class DeployFiles:
+    """Where the three files were written, and the deprecation notes they carry."""
+
     publish: Path
     serverless: Path
     sam: Path
@@ -233,6 +238,8 @@ def publish_json(deployment: Deployment) -> str:
 
 
 def serverless_yaml(deployment: Deployment) -> str:
+    """The serverless.yml (Serverless Framework v3): the layer, and the function that uses it with
+    its code from `function/`; the runtimes are set on the generated CloudFormation resources."""
     d = deployment
     layer_id = serverless_logical_id(d.name)
     return (
@@ -273,6 +280,8 @@ def serverless_yaml(deployment: Deployment) -> str:
 
 
 def sam_yaml(deployment: Deployment) -> str:
+    """The AWS SAM template: the layer, and the function (``ChatFunction``) that uses it with its
+    code from `function/`."""
     d = deployment
     layer_id = f"{_normalized(d.name)}Layer"
     return (
@@ -313,6 +322,10 @@ def deployment_for(
     python: str,
     today: date,
 ) -> Deployment:
+    """What the files say for one layer zip. `python` is the interpreter's name (``python3.11``);
+    `sha256`, the zip's, goes into the description (cut to Lambda's 256 characters); a runtime
+    deprecated by `today` gets a note. ConfigError if a runtime of the profile is not in
+    lambda-runtimes.toml."""
     runtimes = tuple(profile_runtimes(profile))
     architecture = LAMBDA_ARCHITECTURES[target.arch]
     description = (

@@ -44,6 +44,9 @@ Kind = Literal["runtime", "compiler", "wheel", "sysroot"]
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
+    """One file a build needs, pinned by `want`: a wheel is looked up on the index by its `project`
+    at fetch time, anything else is downloaded from `urls`, tried in order."""
+
     kind: Kind
     want: Want
     project: str | None = None  # wheels: the project whose index page lists the file
@@ -64,11 +67,14 @@ class Artifact:
 
     @classmethod
     def for_wheel(cls, wheel: LockedWheel) -> Artifact:
+        """A locked wheel, to be found on the configured index's page for its project."""
         return cls("wheel", Want(wheel.filename, wheel.sha256, wheel.size), project=wheel.name)
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
+    """Where an artifact is in the cache, and how it got there."""
+
     artifact: Artifact
     path: Path
     how: Literal["cached", "seeded", "downloaded"]
@@ -111,6 +117,7 @@ class Seeding:
     near_misses: dict[str, list[str]] = field(default_factory=dict)  # sha256 -> why not
 
     def why_not(self, artifact: Artifact) -> str:
+        """Why ``--from`` lacked `artifact`: up to three near misses, or no file of its size."""
         reasons = self.near_misses.get(artifact.want.sha256)
         if reasons:
             return "; ".join(reasons[:3])

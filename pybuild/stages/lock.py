@@ -121,6 +121,14 @@ def create_lock(
     ui: Ui,
     retry: RetryPolicy | None = None,
 ) -> Lock:
+    """Make the lock of `layer`: the runtime and compilers from its provider, the resolution of
+    `pins` for the target with uv, and the best wheel of each distribution for the target.
+
+    Raises LockError when uv fails (saying so precisely where a pinned release has no wheel for
+    the target), when the resolution needs a distribution `pins` leave out, or when a
+    distribution has no wheel for the target. A wheel the index lists without size or sha256 is
+    downloaded into `cache` to measure it.
+    """
     retry = retry or RetryPolicy()
     target = layer.target
     runtime, compilers = provider(layer.runtime.provider).lock(layer, cache, ui)

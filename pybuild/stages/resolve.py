@@ -37,6 +37,9 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
+    """One distribution of uv's resolution: its normalized name, version, and the files uv found for
+    it (the wheels, and the sdist if any)."""
+
     name: NormalizedName
     version: str
     wheels: tuple[Candidate, ...]

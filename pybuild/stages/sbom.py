@@ -60,6 +60,9 @@ def sbom(
     options: Mapping[str, Any],
     epoch: int,
 ) -> dict[str, Any]:
+    """The layer's CycloneDX 1.6 document as JSON data: the runtime's files and every wheel as
+    components; the tools and, if a pinned compiler ran, every compiler the lock pins as
+    metadata; `options` as ``pybuild:`` properties. `epoch` (seconds) is its timestamp."""
     components = _runtime_components(lock.runtime, "runtime", "runtime")
     for wheel in sorted(lock.wheels, key=lambda w: w.name):
         components.append(
@@ -115,4 +118,5 @@ def sbom(
 def sbom_json(
     lock: Lock, *, compiler: Compiler, tools: Tools, options: Mapping[str, Any], epoch: int
 ) -> str:
+    """The SBOM's text as written to `SBOM_PATH`: sorted keys, 2-space indent, trailing newline."""
     return dumps_stable(sbom(lock, compiler=compiler, tools=tools, options=options, epoch=epoch))

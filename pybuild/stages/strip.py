@@ -129,6 +129,9 @@ StripOutcome = Stripped | NotStripped
 
 @dataclass(frozen=True, slots=True)
 class StripResult:
+    """What stripping did to one file: its status, sizes in bytes before and after (equal unless
+    stripped) and, when not stripped, why."""
+
     path: Path
     status: Status
     size_before: int
@@ -137,6 +140,7 @@ class StripResult:
 
     @property
     def saved(self) -> int:
+        """Bytes removed (0 unless stripped)."""
         return self.size_before - self.size_after
 
 
@@ -618,6 +622,7 @@ def elf_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def strip_paths(paths: Iterable[Path]) -> list[StripResult]:
+    """Strip every ELF file among `paths` in place (see `elf_files`); one result per file."""
     return [strip_file(path) for path in elf_files(paths)]
 
 

@@ -48,12 +48,16 @@ MAX_LINK_HOPS = 40
 
 @dataclass(frozen=True, slots=True)
 class VerifyTarget:
+    """What a layer is verified against: architecture, glibc, the system profile (the libraries the
+    environment provides) and the manylinux policy for that glibc (the symbol versions allowed)."""
+
     arch: Arch
     glibc: GlibcVersion
     profile: Profile
     policy: Policy
 
     def describe(self) -> str:
+        """e.g. ``aarch64, glibc 2.34 (manylinux_2_34, <the profile's description>)``."""
         return (
             f"{self.arch.value}, glibc {self.glibc} ({self.policy.name}, "
             f"{self.profile.description})"
@@ -62,6 +66,9 @@ class VerifyTarget:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Problem:
+    """One thing wrong with a layer: the layer-relative path, what was checked, what was expected
+    and what was found. Problems sort by path."""
+
     path: str
     what: str
     expected: str
@@ -73,6 +80,8 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class TargetSummary:
+    """The target as `pybuild verify --json` writes it: architecture, glibc, policy, profile."""
+
     arch: str
     glibc: str
     policy: str
@@ -91,15 +100,20 @@ class VerifySummary:
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
+    """The result of verifying a layer: the target, every file checked as ELF (by its magic or a
+    ``.so`` name) and every problem, sorted."""
+
     target: VerifyTarget
     elf_files: tuple[str, ...]
     problems: tuple[Problem, ...]
 
     @property
     def ok(self) -> bool:
+        """Whether no problem was found."""
         return not self.problems
 
     def summary(self) -> VerifySummary:
+        """The report as `pybuild verify --json` writes it."""
         t = self.target
         return VerifySummary(
             self.ok,
@@ -110,6 +124,8 @@ class VerifyReport:
 
 
 def verify_target(arch: Arch, glibc: GlibcVersion, profile: Profile) -> VerifyTarget:
+    """The target for an architecture, glibc and profile, with the manylinux policy for them
+    (ConfigError if auditwheel has none)."""
     return VerifyTarget(arch=arch, glibc=glibc, profile=profile, policy=load_policy(arch, glibc))
 
 
@@ -154,16 +170,21 @@ class TreeView:
                     self._names[path] = entry.link  # followed to the same file below
 
     def names(self) -> dict[str, str | None]:
+        """Every file (None) and link (its target) the zip will hold, by path; a link the zip will
+        hold as a copy is still given as a link."""
         return self._names
 
     def head(self, name: str) -> bytes:
+        """The first 16 bytes of a file of the tree."""
         with (self.tree.root / name).open("rb") as handle:
             return handle.read(16)
 
     def is_elf(self, name: str) -> bool:
+        """Whether the file starts with the ELF magic, as the inventory recorded it."""
         return self.tree.entries[name].elf_magic
 
     def elf(self, name: str) -> ElfFile:
+        """The file's layout from the tree (parsed once); ElfError with the reason if unparsable."""
         parsed = self.tree.elf(name)
         if parsed is None:
             raise ElfError(f"{name}: {self.tree.entries[name].elf_error or 'not an ELF file'}")
@@ -171,6 +192,7 @@ class TreeView:
 
 
 def tree_links(tree: Tree) -> dict[str, str]:
+    """Every link of the tree: its path -> its target, as written."""
     return {p: e.link for p, e in tree.files() if e.kind is EntryKind.SYMLINK}
 
 
@@ -196,16 +218,20 @@ class ZipView:
             raise UnsafeArchiveError(f"{path}: cannot read the zip: {err}") from None
 
     def names(self) -> dict[str, str | None]:
+        """Every file (None) and link (its target) among the zip's members; directories left out."""
         return self._names
 
     def head(self, name: str) -> bytes:
+        """The first 16 bytes of a member, decompressed."""
         with self.archive.open(self._infos[name]) as handle:
             return handle.read(16)
 
     def is_elf(self, name: str) -> bool:
+        """Whether the member starts with the ELF magic."""
         return self.head(name)[:4] == ELF_MAGIC
 
     def elf(self, name: str) -> ElfFile:
+        """The member's ELF layout, parsed in memory; ElfError if it cannot be read or parsed."""
         from pybuild.elf.reader import read_elf_bytes
 
         try:
@@ -226,16 +252,20 @@ class DirectoryView:
         }
 
     def names(self) -> dict[str, str | None]:
+        """Every file (None) and link (its target) below the root, as walked at construction."""
         return self._names
 
     def head(self, name: str) -> bytes:
+        """The first 16 bytes of a file."""
         with (self.root / name).open("rb") as handle:
             return handle.read(16)
 
     def is_elf(self, name: str) -> bool:
+        """Whether the file starts with the ELF magic."""
         return self.head(name)[:4] == ELF_MAGIC
 
     def elf(self, name: str) -> ElfFile:
+        """The file's ELF layout; ElfError if it cannot be parsed."""
         from pybuild.elf.reader import read_elf
 
         return read_elf(self.root / name, label=name)

@@ -41,6 +41,8 @@ class Unknown:
 
 
 def default_cache_dir(env: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    """Where pybuild caches: ``$PYBUILD_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/pybuild``, else
+    ``~/.cache/pybuild``. `env` defaults to the process environment."""
     env = os.environ if env is None else env
     if env.get("PYBUILD_CACHE_DIR"):
         return Path(env["PYBUILD_CACHE_DIR"])
@@ -60,10 +62,14 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 
 class Cache:
+    """The content-addressed cache under `root`: files in ``sha256/<first 2 digits>/<digest>``, the
+    per-digest locks in ``locks/`` and temporary files in ``tmp/``."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def path(self, sha256: str) -> Path:
+        """Where the file with this digest is stored, whether or not it is there."""
         return self.root / "sha256" / sha256[:2] / sha256
 
     @contextlib.contextmanager

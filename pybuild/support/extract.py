@@ -218,6 +218,8 @@ class TreeWriter:
     # --- creating things ---------------------------------------------------------------------
 
     def directory(self, name: str) -> None:
+        """Create the directory `name` and any missing parents, links on the way resolved inside the
+        tree; an existing directory is fine."""
         parts = split_name(name, self.label)
         fd, real = self.walk(parts, create=True, what=name)
         os.close(fd)
@@ -332,6 +334,8 @@ def _keep_all(name: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class TarMember:
+    """A tar member to extract: its name in the tree (as `select` mapped it) and its header."""
+
     name: str  # as mapped by `select`
     info: tarfile.TarInfo
 
@@ -461,6 +465,8 @@ MAX_UNPACKED = 4 * 262_144_000
 
 @dataclass(frozen=True, slots=True)
 class ZipMember:
+    """A checked zip member: header, name, kind and permission bits (0644/0755 if none stored)."""
+
     info: zipfile.ZipInfo
     name: str  # normalised, relative, no trailing slash
     kind: Kind

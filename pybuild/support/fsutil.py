@@ -78,6 +78,7 @@ class AtomicFile:
             self.discard()
 
     def write(self, data: bytes) -> None:
+        """Append `data` to the temporary file."""
         self.handle.write(data)
 
     def commit(self, destination: Path, mode: int = 0o644) -> None:
@@ -96,6 +97,7 @@ class AtomicFile:
             _OPEN_FILES.discard(self.path)
 
     def discard(self) -> None:
+        """Close and remove the temporary file; the destination is untouched. Safe to call twice."""
         self._done = True
         self.handle.close()
         self.path.unlink(missing_ok=True)
@@ -111,6 +113,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write `text` to `path` as UTF-8 through an `AtomicFile`."""
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
@@ -141,6 +144,7 @@ class WorkDir:
         self.cleanup()
 
     def cleanup(self) -> None:
+        """Remove the directory and release its lock; safe to call twice."""
         shutil.rmtree(self.path, ignore_errors=True)
         with _OPEN_LOCK:
             _OPEN_DIRS.discard(self.path)

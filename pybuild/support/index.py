@@ -37,15 +37,20 @@ class Indexes:
 
     @property
     def primary(self) -> str:
+        """The first index, uv's ``--index-url``."""
         return self.urls[0]
 
     @property
     def extra(self) -> tuple[str, ...]:
+        """The other indexes in order, uv's ``--extra-index-url``s."""
         return self.urls[1:]
 
 
 @dataclass(frozen=True, slots=True)
 class IndexFile:
+    """One file a project page lists: its file name, its URL (without fragment) and its sha256, None
+    where the page gives none."""
+
     filename: str
     url: str
     sha256: str | None

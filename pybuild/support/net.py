@@ -38,7 +38,10 @@ class Response(Protocol):
 
     headers: Message
 
-    def read(self, amt: int = ..., /) -> bytes: ...
+    def read(self, amt: int = ..., /) -> bytes:
+        """Up to `amt` bytes of the body (without `amt`: all of it); b"" at the end."""
+        ...
+
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -62,6 +65,9 @@ class CancelledError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """How often to try an action that fails transiently (`attempts` in all), and the wait in
+    seconds before the second attempt, doubled before each later one."""
+
     attempts: int = 4
     backoff_seconds: float = 1.0  # doubled after every failed attempt
 
@@ -90,6 +96,7 @@ class RetryPolicy:
 
 
 def is_local(url: str) -> bool:
+    """Whether `url` is a ``file:`` URL."""
     return urllib.parse.urlsplit(url).scheme == "file"
 
 
@@ -126,7 +133,11 @@ def open_url(url: str, *, accept: str | None = None) -> Response:
 
 
 class Readable(Protocol):
-    def read(self, amt: int, /) -> bytes: ...
+    """A source of bytes read in chunks: a response, an open file."""
+
+    def read(self, amt: int, /) -> bytes:
+        """Up to `amt` bytes; b"" at the end."""
+        ...
 
 
 def read_chunks(source: Readable, chunk_size: int = 1 << 20) -> Callable[[], bytes]:

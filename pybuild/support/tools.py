@@ -44,6 +44,7 @@ class Tools:
     libdeflate: str
 
     def as_dict(self) -> dict[str, str]:
+        """Each tool's version by its name."""
         return {
             "deflate": self.deflate,
             "installer": self.installer,

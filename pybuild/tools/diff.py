@@ -19,12 +19,18 @@ from pybuild.support.extract import UnsafeArchiveError, ZipMember, zip_members
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """An entry in both zips that differs: its name, and what differs as one line."""
+
     name: str
     detail: str
 
 
 @dataclass(frozen=True, slots=True)
 class ZipDiff:
+    """How two zips, A and B, differ: entries only in B (`added`), only in A (`removed`), in both
+    but different (`changed`), and differences of the archives themselves. `identical` is byte
+    for byte; the sha256s are of the whole files."""
+
     identical: bool
     added: tuple[str, ...]
     removed: tuple[str, ...]
@@ -34,6 +40,8 @@ class ZipDiff:
     sha256_b: str = ""
 
     def lines(self, limit: int | None = None) -> list[str]:
+        """One line per difference (``+`` added, ``-`` removed, ``~`` changed, then the archive's
+        own), the first `limit` if given."""
         out = [f"+ {name}" for name in self.added]
         out += [f"- {name}" for name in self.removed]
         out += [f"~ {c.name}: {c.detail}" for c in self.changed]
@@ -111,6 +119,8 @@ def _metadata_detail(ma: ZipMember, mb: ZipMember) -> list[str]:
 
 
 def diff_zips(path_a: Path, path_b: Path) -> ZipDiff:
+    """Compare two layer zips entry by entry (each read whole, its members checked as for any layer
+    zip); UnsafeArchiveError if one cannot be read."""
     bytes_a, bytes_b = path_a.read_bytes(), path_b.read_bytes()
     archive_a, members_a = _read(path_a)
     archive_b, members_b = _read(path_b)

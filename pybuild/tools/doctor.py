@@ -28,6 +28,9 @@ MIN_FREE_BYTES = 2_000_000_000  # a build needs the wheels, the runtime and a tr
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """One check's outcome: its name, whether it passed, what was found or what to do, and whether
+    it is optional (an optional check never fails the command)."""
+
     name: str
     ok: bool
     detail: str
@@ -177,6 +180,9 @@ def _runtime(layer: Layer, cache: Cache) -> Finding:
 def diagnose(
     layer: Layer, cache: Cache, *, python: str | None = None, index_url: str | None = None
 ) -> list[Finding]:
+    """Every check for `layer` on this machine, in order: the bytecode compiler, emulation and the
+    sysroot, Nix, the cache, the index and the runtime's files. The index, the runtime's files
+    (unless cached) and Debian's archive (if no sysroot is cached) go over the network."""
     return [
         _compiler(layer, python),
         *_emulation(layer, cache),
@@ -188,4 +194,5 @@ def diagnose(
 
 
 def problems(findings: list[Finding]) -> list[Finding]:
+    """The findings that fail the command: failed and not optional."""
     return [f for f in findings if not f.ok and not f.optional]
