@@ -201,6 +201,7 @@ class IndexServer:
     faults: dict[str, list[str]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     projects: dict[str, list[Path]] = field(default_factory=dict)
+    raw_json_pages: dict[str, bytes] = field(default_factory=dict)  # served as they are
     port: int = 0
 
     @property
@@ -216,6 +217,8 @@ class IndexServer:
             self.projects.setdefault(project, []).append(path)
 
     def page(self, project: str, as_json: bool) -> bytes | None:
+        if as_json and project in self.raw_json_pages:
+            return self.raw_json_pages[project]
         files = self.projects.get(project)
         if files is None:
             return None

@@ -53,6 +53,8 @@ QUIET = Ui(quiet=True)
         ("1.0", "1.0-0.1"),
         ("1.2a", "1.2b"),
         ("1.2+b", "1.2.0"),
+        ("1:2.0:3-1", "1:2.0:4-1"),  # a colon in the upstream part (the epoch is before the first)
+        ("1:9.9-1", "2:0.1:1-1"),
     ],
 )
 def test_dpkg_version_order(older: str, newer: str) -> None:

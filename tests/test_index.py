@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,29 @@ def test_project_files_html_and_json(index: IndexServer, tmp_path: Path, json_pa
     files = project_files(index.url, "some_project", RetryPolicy(attempts=1))
     assert [(f.filename, f.sha256) for f in files] == [(wheel.name, sha256_of(wheel))]
     assert files[0].url == index.file_url(wheel.name)
+
+
+@pytest.mark.parametrize(
+    ("page", "why"),
+    [
+        (b'["not", "an", "object"]', "no list of files"),
+        (b'{"files": {"a": 1}}', "no list of files"),
+        (b'{"files": ["demo-1.0.whl"]}', "a file entry that is not an object"),
+        (b'{"files": [{"filename": "demo-1.0.whl"}]}', "a file entry without a filename and url"),
+        (b'{"files": [{"url": "x", "filename": 7}]}', "a file entry without a filename and url"),
+        (
+            b'{"files": [{"url": "x", "filename": "d.whl", "hashes": {"sha256": 1}}]}',
+            "d.whl: a sha256 that is not a string",
+        ),
+        (b"{not json", "Expecting property name"),
+    ],
+)
+def test_a_malformed_json_page_is_a_value_error(index: IndexServer, page: bytes, why: str) -> None:
+    """What callers report as "unreachable" (ValueError), never a KeyError or TypeError."""
+    index.json_pages = True
+    index.raw_json_pages["demo"] = page
+    with pytest.raises(ValueError, match=re.escape(why)):
+        project_files(index.url, "demo", RetryPolicy(attempts=1))
 
 
 def test_file_index(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_a_response_over_six_megabytes_fails_the_invocation(api: RuntimeApi) -> 
 
 
 def test_a_streamed_response_and_its_error_trailers(api: RuntimeApi) -> None:
-    for trailer in (None, "Runtime.StreamError"):
+    for trailer in (None, "Runtime.StreamError", "Runtime.BadTrailer"):
         invocation, _, _ = _deliver(api)
         connection = _connect(api)
         connection.putrequest("POST", f"{PREFIX}/invocation/{invocation.request_id}/response")
@@ -139,13 +139,17 @@ def test_a_streamed_response_and_its_error_trailers(api: RuntimeApi) -> None:
         if trailer:
             document = json.dumps({"errorType": trailer, "errorMessage": "half-way"}).encode()
             encoded = base64.b64encode(document).decode()
+            if trailer == "Runtime.BadTrailer":
+                encoded = "%%% not base64 %%%"
             connection.send(
                 f"Lambda-Runtime-Function-Error-Type: {trailer}\r\n"
                 f"Lambda-Runtime-Function-Error-Body: {encoded}\r\n".encode()
             )
         connection.send(b"\r\n")
         assert connection.getresponse().status == 202
-        if trailer:
+        if trailer == "Runtime.BadTrailer":  # answered, failed, with what was streamed
+            assert invocation.error_type == trailer and invocation.error == b"hello world"
+        elif trailer:
             assert invocation.error_type == trailer and b"half-way" in (invocation.error or b"")
         else:
             assert invocation.response == b"hello world"
@@ -378,6 +382,66 @@ def test_invoke_reports_a_missing_zip(tmp_path: Path, capsys: pytest.CaptureFixt
 
     code = main(["invoke", str(tmp_path / "none.zip"), "--function", str(tmp_path)])
     assert code == 2 and "none.zip: no such file" in capsys.readouterr().err
+
+
+def _layer_zip(path: Path, interpreter: bytes) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("python/bin/python3", b"")  # not python3.X: never taken
+        archive.writestr("python/bin/python3.11", interpreter)
+        archive.writestr("python/lib/python3.11/os.py", b"")
+    return path
+
+
+def _elf_header(machine: int) -> bytes:
+    return b"\x7fELF\x02\x01\x01" + bytes(11) + machine.to_bytes(2, "little") + bytes(44)
+
+
+def test_the_layers_architecture_is_read_from_its_interpreter(tmp_path: Path) -> None:
+    from pybuild.errors import PybuildError
+    from pybuild.invoke.run import zip_interpreter_arch
+    from pybuild.model.target import Arch
+
+    arm = _layer_zip(tmp_path / "arm.zip", _elf_header(183))
+    intel = _layer_zip(tmp_path / "intel.zip", _elf_header(62))
+    assert zip_interpreter_arch(arm) is Arch.AARCH64
+    assert zip_interpreter_arch(intel) is Arch.X86_64
+    with pytest.raises(PybuildError, match=r"no python/bin/python3\.X for aarch64 or x86_64"):
+        zip_interpreter_arch(_layer_zip(tmp_path / "script.zip", b"#!/bin/sh\n"))
+    (tmp_path / "garbage.zip").write_bytes(b"not a zip")
+    with pytest.raises(PybuildError, match=r"garbage\.zip: not a readable zip"):
+        zip_interpreter_arch(tmp_path / "garbage.zip")
+
+
+def test_a_layer_of_the_hosts_architecture_runs_without_qemu(
+    task_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No sysroot is built (it needs the network) and --sysroot is not used for a layer the
+    host runs itself."""
+    import platform
+
+    from pybuild.cli import main
+    from pybuild.smoke import sysroot
+
+    def no_sysroot(*args: object) -> Path:
+        raise AssertionError("a sysroot was built for a native layer")
+
+    monkeypatch.setattr(sysroot, "build_sysroot", no_sysroot)
+    machines = {"x86_64": 62, "aarch64": 183}
+    if platform.machine() not in machines:
+        pytest.skip(f"no layer architecture for a {platform.machine()} host")
+    native = _layer_zip(tmp_path / "native.zip", _elf_header(machines[platform.machine()]))
+    command = ["invoke", str(native), "--function", str(task_root), "--handler", "index.echo"]
+    command += ["--client", "loop", "-n", "1"]
+    capsys.readouterr()
+    assert main(command) == 0
+    assert main([*command, "--sysroot", str(tmp_path / "no-such-sysroot")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("REPORT RequestId") == 2 and "qemu" not in out, out
 
 
 # --- the shipped handler on the reference layer ---------------------------------------------

@@ -161,6 +161,20 @@ def test_missing_dependency_and_module_raising_at_import(built: Built, tmp_path:
     assert f"{SITE}/needsdep/__init__.py" in stale and f"{SITE}/raiser.py" in stale
 
 
+def test_module_that_kills_the_interpreter_is_named(built: Built, tmp_path: Path) -> None:
+    """An import that ends the process (a crash in native code, os._exit) takes the whole import
+    check down with it; the check retries module by module and names the killer, with the last
+    line it printed."""
+    broken = _edit(
+        built.zip,
+        tmp_path / "killer.zip",
+        add={f"{SITE}/killer.py": b"print('dying now', flush=True)\nimport os\nos._exit(3)\n"},
+    )
+    failed = _failed(_smoke(broken, _spec(built)))
+    imports = next(detail for name, detail in failed.items() if "modules import" in name)
+    assert imports == "killer: dying now", imports
+
+
 def test_missing_pyc_is_a_run_time_compile(built: Built, tmp_path: Path) -> None:
     pyc = f"{SITE}/__pycache__/six.cpython-311.pyc"
     with zipfile.ZipFile(built.zip) as archive:

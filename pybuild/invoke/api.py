@@ -20,6 +20,7 @@ result came back. Deadlines and killing the runtime are `environment`'s.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import socket
 import threading
@@ -258,7 +259,7 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
             request_id, kind = parts[1], parts[2]
             if kind == "response" and "lambda-runtime-function-error-type" in trailers:
                 kind = "error"  # a streamed response that failed half-way
-                body = base64.b64decode(trailers.get(ERROR_BODY_TRAILER.lower(), "")) or body
+                body = _decoded(trailers.get(ERROR_BODY_TRAILER.lower(), "")) or body
                 error_type = trailers["lambda-runtime-function-error-type"]
             else:
                 error_type = self.headers.get(ERROR_TYPE_HEADER) or _type_of(body)
@@ -287,6 +288,15 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
             self._reply(202, {"status": "OK"})
 
     return Handler
+
+
+def _decoded(trailer: str) -> bytes:
+    """The error body of a streamed response's trailer: base64, or nothing if it is not (the
+    invocation then fails with what was streamed, instead of never being answered)."""
+    try:
+        return base64.b64decode(trailer, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def _type_of(document: bytes) -> str:

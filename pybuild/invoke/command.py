@@ -155,16 +155,16 @@ def run(args: argparse.Namespace, ui: Ui) -> int:
     a summary and each result (or each check). The exit status: 0 if every invocation succeeded
     (with ``--check``: every check passed), else 1.
 
-    Without ``--sysroot``, on a host that is not aarch64, the cached Debian arm64 sysroot is used
-    (built first if missing).
+    Where the layer's interpreter is not of this host's architecture it runs under qemu: with
+    ``--sysroot``, or for an aarch64 layer the cached Debian arm64 sysroot (built first if
+    missing). A layer of the host's own architecture runs natively, ``--sysroot`` or not.
     """
-    import platform
-
     from pybuild.errors import PybuildError
     from pybuild.invoke import checklist
     from pybuild.invoke.clients import choose_client
     from pybuild.invoke.environment import LAMBDA_INIT_LIMIT, FunctionConfig
-    from pybuild.invoke.run import function_session
+    from pybuild.invoke.run import function_session, needs_emulation, zip_interpreter_arch
+    from pybuild.model.target import Arch
     from pybuild.stages.deploy import FUNCTION_ENVIRONMENT
     from pybuild.support.cache import default_cache_dir
 
@@ -172,8 +172,11 @@ def run(args: argparse.Namespace, ui: Ui) -> int:
         raise PybuildError(f"{args.zip}: no such file")
     task_root, handler = _task_root_and_handler(args)
     event = _event(args)
-    sysroot = args.sysroot
-    if sysroot is None and platform.machine() != "aarch64":
+    arch = zip_interpreter_arch(args.zip)
+    sysroot = args.sysroot if needs_emulation(arch) else None
+    if sysroot is None and needs_emulation(arch):
+        if arch is not Arch.AARCH64:
+            raise PybuildError(f"no default sysroot for {arch.value}; pass --sysroot DIR")
         from pybuild.smoke.sysroot import build_sysroot
 
         sysroot = build_sysroot(default_cache_dir(), ui)

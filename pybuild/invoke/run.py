@@ -10,10 +10,12 @@ runs ``qemu-<arch>-static -L SYSROOT /opt/python/bin/python3.X "$@"``.
 
 from __future__ import annotations
 
+import platform
 import re
 import shlex
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,15 +31,40 @@ from pybuild.support.extract import TreeWriter, extract_zip
 _MACHINES = {183: Arch.AARCH64, 62: Arch.X86_64}  # ELF e_machine
 
 
+def _machine(header: bytes) -> Arch | None:
+    machine = int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else 0
+    return _MACHINES.get(machine)
+
+
 def layer_interpreter(root: Path) -> tuple[Arch, str]:
     """The architecture and name ("python3.11") of the interpreter in an unpacked layer."""
     for path in sorted((root / "python" / "bin").glob("python3.*")):
         if re.fullmatch(r"python3\.\d+", path.name) and path.is_file():
-            header = path.read_bytes()[:20]
-            machine = int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else 0
-            if machine in _MACHINES:
-                return _MACHINES[machine], path.name
+            with path.open("rb") as file:
+                arch = _machine(file.read(20))
+            if arch is not None:
+                return arch, path.name
     raise PybuildError(f"the layer has no python/bin/python3.X for aarch64 or x86_64 ({root})")
+
+
+def zip_interpreter_arch(layer_zip: Path) -> Arch:
+    """The architecture of the interpreter in a layer zip, read without extracting anything."""
+    try:
+        with zipfile.ZipFile(layer_zip) as archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                if re.fullmatch(r"python/bin/python3\.\d+", info.filename):
+                    with archive.open(info) as member:
+                        arch = _machine(member.read(20))
+                    if arch is not None:
+                        return arch
+    except (OSError, zipfile.BadZipFile) as err:
+        raise PybuildError(f"{layer_zip}: not a readable zip ({err})") from err
+    raise PybuildError(f"{layer_zip}: no python/bin/python3.X for aarch64 or x86_64")
+
+
+def needs_emulation(arch: Arch) -> bool:
+    """Whether code for `arch` runs under qemu on this machine."""
+    return platform.machine() != arch.value
 
 
 @contextmanager
@@ -61,7 +88,8 @@ def function_session(
             opt = Path(tmp) / "opt"
             extract_zip(layer_zip, TreeWriter(opt, str(layer_zip)))
             arch, python = layer_interpreter(opt)
-            runner = Runner(opt, SmokeSpec(arch=arch, python=python, sysroot=sysroot))
+            emulated = sysroot if needs_emulation(arch) else None
+            runner = Runner(opt, SmokeSpec(arch=arch, python=python, sysroot=emulated))
             if runner.prefix or not runner.at_opt:
                 wrapper = Path(tmp) / "bin" / python
                 wrapper.parent.mkdir()

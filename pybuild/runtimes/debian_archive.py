@@ -92,7 +92,9 @@ def _compare_part(a: str, b: str) -> int:
 
 
 def _split_version(version: str) -> tuple[int, str, str]:
-    epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
+    # dpkg: the epoch ends at the first colon (the upstream part may hold more), the revision
+    # starts after the last hyphen.
+    epoch, _, rest = version.partition(":") if ":" in version else ("0", "", version)
     upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
     return int(epoch or 0), upstream, revision
 

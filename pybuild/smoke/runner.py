@@ -246,7 +246,9 @@ class Runner:
         """Run the harness; returns (result or None if it died, combined output tail)."""
         job = {"imports": None, "code": "", "trace": self.spec.trace, **job}
         completed = self.run(["-c", _HARNESS, json.dumps(job)])
-        stdout, _, tail = completed.stdout.rpartition(_MARKER)
+        stdout, marker, tail = completed.stdout.rpartition(_MARKER)
+        if not marker:  # it died before its report: everything it printed is output
+            stdout, tail = tail, ""
         output = "\n".join(
             stdout.strip().splitlines()[-_OUTPUT_LINES // 3 :]
             + completed.stderr.strip().splitlines()[-_OUTPUT_LINES:]
@@ -310,9 +312,8 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
             single, single_output = runner.harness({"imports": [module]})
             record(single, traced=trace_imports)
             if single is None or not single["ok"]:
-                failures[module] = (single or {}).get("failures", {}).get(
-                    module
-                ) or single_output.splitlines()[-1:]
+                last_line = (single_output.strip().splitlines() or ["no output"])[-1]
+                failures[module] = (single or {}).get("failures", {}).get(module) or last_line
         detail = "; ".join(f"{m}: {e}" for m, e in failures.items()) or output
     else:
         detail = "; ".join(f"{m}: {e}" for m, e in result["failures"].items())

@@ -162,21 +162,37 @@ def _read_page(url: str, retry: RetryPolicy) -> tuple[bytes, str]:
     return retry.run(attempt)
 
 
+def _json_files(page_url: str, data: object) -> list[IndexFile]:
+    """The files of a PEP 691 project page; ValueError naming the page if it is not one."""
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{page_url}: not a PEP 691 project page ({why})")
+
+    items = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise bad("no list of files")
+    files: list[IndexFile] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise bad("a file entry that is not an object")
+        filename, url, hashes = item.get("filename"), item.get("url"), item.get("hashes", {})
+        if not isinstance(filename, str) or not isinstance(url, str):
+            raise bad("a file entry without a filename and url")
+        sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
+        if sha256 is not None and not isinstance(sha256, str):
+            raise bad(f"{filename}: a sha256 that is not a string")
+        absolute = urllib.parse.urljoin(page_url, url)
+        files.append(IndexFile(filename, absolute.split("#", 1)[0], sha256))
+    return files
+
+
 def project_files(index_url: str, project: str, retry: RetryPolicy) -> list[IndexFile]:
     """The files an index lists for `project` (raises OSError/TransientError if unreachable)."""
     page_url = _project_page_url(index_url, project)
     body, content_type = _read_page(page_url, retry)
     files: list[IndexFile] = []
     if "json" in content_type:
-        data = json.loads(body)
-        for item in data.get("files", []):
-            url = urllib.parse.urljoin(page_url, item["url"])
-            files.append(
-                IndexFile(
-                    item["filename"], url.split("#", 1)[0], item.get("hashes", {}).get("sha256")
-                )
-            )
-        return files
+        return _json_files(page_url, json.loads(body))
     parser = _LinkParser()
     parser.feed(body.decode("utf-8", errors="replace"))
     for href in parser.hrefs:
