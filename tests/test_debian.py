@@ -196,6 +196,13 @@ def test_lock_and_layout(archive: FakeArchive, tmp_path: Path) -> None:
     assert [r.path for r in removed] == ["python/lib/python3.11/sitecustomize.py"]
     assert not (tmp_path / "opt" / "etc").exists()  # nothing of the packages but the layout
     tree.check_disk()
+    # build --check's reversed creation order reaches the Debian runtime: other order, same tree
+    backwards = Tree(tmp_path / "opt-reversed", provider.layout(layer.target))
+    provider.install(runtime, files, backwards, reverse=True)
+    assert list(backwards.entries) != list(tree.entries)
+    assert sorted(backwards.entries) == sorted(tree.entries)
+    for name in tree.entries:
+        assert (tree.root / name).read_bytes() == (backwards.root / name).read_bytes()
 
     interpreter = provider.unpack_compiler(
         amd64, files | _amd64(archive, amd64, cache), tmp_path / "c"
@@ -302,7 +309,8 @@ def test_sysroot(sysroot: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", sysroot.name)
     assert (sysroot / "lib" / "ld-linux-aarch64.so.1").resolve().is_file()
     assert (sysroot / "etc" / "ld.so.cache").read_bytes() == b""
-    manifest = (sysroot / MANIFEST).read_text().splitlines()
+    format_line, *manifest = (sysroot / MANIFEST).read_text().splitlines()
+    assert format_line.startswith("# pybuild sysroot format ")
     assert sorted(line.split(":")[0] for line in manifest) == sorted(package_names())
     sonames = sysroot_sonames(sysroot)
     assert sonames >= EXPECTED_SONAMES
@@ -311,6 +319,18 @@ def test_sysroot(sysroot: Path) -> None:
     assert not (sysroot / "usr" / "share" / "doc").exists()
     # nothing half-built is left beside it, and a second call reuses it
     assert [p.name for p in sysroot.parent.iterdir()] == [sysroot.name]
+    # without Debian's archive, the cached sysroot is used, with a warning
+    cache_dir = sysroot.parent.parent
+    unreachable = {"debian": "http://127.0.0.1:9/debian", "debian-security": "http://127.0.0.1:9/s"}
+    ui = Ui()
+    warnings: list[str] = []
+    ui.warn = warnings.append  # type: ignore[method-assign,assignment]
+    assert build_sysroot(cache_dir, ui, unreachable) == sysroot
+    assert len(warnings) == 1 and "using the cached one" in warnings[0], warnings
+    # ... but not one of another format or package list
+    (sysroot / MANIFEST).write_text((sysroot / MANIFEST).read_text().replace("format", "f0rmat"))
+    with pytest.raises(LockError, match=r"cannot read http://127\.0\.0\.1:9/"):
+        build_sysroot(cache_dir, ui, unreachable)
     assert build_sysroot(sysroot.parent.parent, QUIET) == sysroot
 
 

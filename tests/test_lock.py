@@ -159,6 +159,15 @@ def test_check_detects_stale_lock(
     assert _lock(layer, "--check") == 1
     err = capsys.readouterr().err
     assert "is stale" in err and "native 2.0 -> 2.1" in err
+    requirements.write_text("native==2.0\nextra==0.1\n")
+    assert _lock(layer, "--check") == 1
+    assert "(extra added, app removed)" in capsys.readouterr().err
+    # one name pinned under two markers: the locked version is one of them, not a change
+    requirements.write_text(
+        "app==1.0\nnative==2.0 ; python_version >= '3.11'\nnative==1.9 ; python_version < '3.11'\n"
+    )
+    assert _lock(layer, "--check") == 1  # the file changed...
+    assert "requirements.txt changed; run" in capsys.readouterr().err  # ...but no pin did
 
     requirements.write_text("app==1.0\nnative==2.0\n")
     layer.write_text(

@@ -379,12 +379,18 @@ def stale_reasons(layer: Layer, pins: list[Pin], lock: Lock) -> list[str]:
     if lock.inputs.layer != current.layer:
         reasons.append(f"{layer.path} changed (name, target, profile or runtime)")
     if lock.inputs.requirements != current.requirements:
-        locked = {w.name: w.version for w in lock.wheels}
+        locked: dict[str, str] = {w.name: w.version for w in lock.wheels}
+        pinned: dict[str, set[str]] = {}
+        for pin in pins:  # one name may be pinned under several markers
+            pinned.setdefault(pin.name, set()).add(pin.version)
         changed = [
-            f"{p.name} {locked.get(p.name, 'absent')} -> {p.version}"
-            for p in pins
-            if locked.get(p.name) != p.version
+            f"{name} {locked[name]} -> {' or '.join(sorted(versions))}"
+            if name in locked
+            else f"{name} added"
+            for name, versions in sorted(pinned.items())
+            if locked.get(name) not in versions
         ]
+        changed += [f"{name} removed" for name in sorted(locked.keys() - pinned.keys())]
         detail = f" ({', '.join(changed[:5])})" if changed else ""
         reasons.append(f"{layer.requirements} changed{detail}")
     return reasons

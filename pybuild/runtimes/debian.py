@@ -112,7 +112,7 @@ class DebianProvider:
     ) -> list[Removal]:
         """Lay out the packages' ``usr/bin/python3.X`` and ``usr/lib/python3.X`` as ``python/bin``
         and ``python/lib``, leaving out Debian's sitecustomize.py (the removal returned).
-        `reverse` is accepted and not used."""
+        `reverse` unpacks the packages, and each package's files, in reverse order."""
         python = tree.layout.python.executable
         sitecustomize = f"usr/lib/{python}/sitecustomize.py"
 
@@ -125,9 +125,9 @@ class DebianProvider:
                 return "python/" + name.removeprefix("usr/")
             return None
 
-        for file in sorted(runtime.files, key=lambda f: f.filename):
+        for file in sorted(runtime.files, key=lambda f: f.filename, reverse=reverse):
             writer = TreeWriter(tree.root, f"Debian package {file.filename}")
-            for written in extract_deb(files[file.sha256], writer, select=layout):
+            for written in extract_deb(files[file.sha256], writer, select=layout, reverse=reverse):
                 tree.record(written, RUNTIME)
         if tree.layout.interpreter not in tree.entries:
             raise UnsafeArchiveError(f"{runtime.description}: no usr/bin/{python} in the packages")

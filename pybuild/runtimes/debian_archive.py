@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,9 +150,11 @@ class DebPackage:
         )
 
 
-def mirror_url(mirrors: dict[str, str], archive: str, path: str) -> str:
-    """The URL of a path of `archive` ("debian" or "debian-security") on its mirror in `mirrors`."""
-    return f"{mirrors[archive].rstrip('/')}/{path}"
+def mirror_url(mirrors: Mapping[str, str], archive: str, path: str) -> str:
+    """The URL of a path of `archive` ("debian" or "debian-security") on its mirror in `mirrors`,
+    else on Debian's own."""
+    base = mirrors.get(archive) or DEFAULT_MIRRORS[archive]
+    return f"{base.rstrip('/')}/{path}"
 
 
 def _signed_text(data: bytes, url: str, ui: Ui, keyring: Path) -> str:

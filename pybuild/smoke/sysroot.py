@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pybuild.elf.types import ET_DYN, ElfError, ElfFile, looks_like_elf
-from pybuild.errors import PybuildError
+from pybuild.errors import FetchError, LockError, PybuildError
 from pybuild.model.target import Arch
 from pybuild.runtimes.debian_archive import DebianArchive, DebPackage
 from pybuild.support.cache import Cache, default_cache_dir
@@ -43,6 +43,7 @@ SEARCH_DIRS = ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr
 MANIFEST = "pybuild-packages.txt"
 # Part of the cache key: bump when the same .debs would be built into something different.
 SYSROOT_FORMAT = 3
+_FORMAT_LINE = f"# pybuild sysroot format {SYSROOT_FORMAT}\n"  # the manifest's first line
 _SKIPPED = ("usr/share/doc/", "usr/share/man/", "usr/share/locale/", "usr/share/lintian/")
 
 
@@ -76,9 +77,26 @@ def _key(packages: Sequence[DebPackage]) -> str:
 
 
 def _manifest(packages: Sequence[DebPackage]) -> str:
-    return "".join(
+    return _FORMAT_LINE + "".join(
         f"{p.name}:{p.architecture} {p.version} {p.filename} sha256:{p.sha256}\n" for p in packages
     )
+
+
+def cached_sysroot(cache_dir: Path) -> Path | None:
+    """The newest complete sysroot in the cache of this format and package list, if any: what
+    a machine without access to Debian's archive can still use."""
+    wanted = sorted(package_names())
+    found: list[tuple[float, Path]] = []
+    for manifest in (cache_dir / "sysroot").glob(f"*/{MANIFEST}"):
+        try:
+            lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+        except OSError:
+            continue
+        if not lines or lines[0] != _FORMAT_LINE:
+            continue
+        if sorted(line.split(":", 1)[0] for line in lines[1:]) == wanted:
+            found.append((manifest.stat().st_mtime, manifest.parent))
+    return max(found)[1] if found else None
 
 
 def _publish(tmp: Path, final: Path) -> Path:
@@ -176,7 +194,17 @@ def build_sysroot(cache_dir: Path, ui: Ui, mirrors: dict[str, str] | None = None
     """An arm64 sysroot for ``qemu-aarch64-static -L``; cached under ``sysroot/<key>``."""
     cache = Cache(cache_dir)
     archive = DebianArchive(RELEASE, cache, ui, mirrors)
-    packages = archive.newest(list(package_names()), ARCH)
+    try:
+        packages = archive.newest(list(package_names()), ARCH)
+    except (FetchError, LockError) as err:
+        cached = cached_sysroot(cache_dir)
+        if cached is None:
+            raise
+        ui.warn(
+            f"sysroot: Debian's archive cannot be read ({err}); using the cached one "
+            f"({cached.name[:12]}), which may lack its latest updates"
+        )
+        return cached
     parent = cache_dir / "sysroot"
     final = parent / _key(packages)
     if final.is_dir():

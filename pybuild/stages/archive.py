@@ -34,7 +34,7 @@ from typing import BinaryIO
 
 import deflate
 
-from pybuild.elf.types import ELF_MAGIC
+from pybuild.elf.types import looks_like_elf
 from pybuild.errors import PybuildError
 from pybuild.model.layerfile import SymlinkPolicy
 from pybuild.model.tree import EntryKind, Tree
@@ -197,7 +197,7 @@ def sources_from_directory(root: Path) -> list[Source]:
         parts = path.split("/")
         directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
         kind = EntryKind.SYMLINK if (root / path).is_symlink() else EntryKind.FILE
-        elf = kind is EntryKind.FILE and (root / path).read_bytes()[:4] == ELF_MAGIC
+        elf = kind is EntryKind.FILE and looks_like_elf(root / path)
         sources.append(Source(path, root / path, kind, elf))
     sources += [Source(f"{d}/", root / d, None) for d in directories]
     return sorted(sources, key=lambda s: s.name.encode("utf-8"))
@@ -330,7 +330,7 @@ def write_zip(
                     continue
                 copied.append((source.name, target))
                 kind, mode, data = _content(
-                    Source(source.name, small, EntryKind.FILE, small.read_bytes()[:4] == ELF_MAGIC)
+                    Source(source.name, small, EntryKind.FILE, looks_like_elf(small))
                 )
             stream.add(source.name, kind, mode, data)
         stream.finish()

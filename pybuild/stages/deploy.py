@@ -22,7 +22,7 @@ tests/test_deploy.py runs botocore's parameter validation, cfn-lint, `sam valida
   cold `import litellm`.
 - Environment: see FUNCTION_ENVIRONMENT and NOT_SET.
 
-A profile that is not a Lambda image (the test stand-in) gets no deployment files.
+A profile that is not a Lambda image (debian12) gets no deployment files.
 """
 
 from __future__ import annotations

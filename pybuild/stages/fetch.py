@@ -60,8 +60,10 @@ class Artifact:
         """A runtime or compiler file of a lock; `url` replaces its own (``--runtime-url``)."""
         want = Want(file.filename, file.sha256, file.size)
         if file.debian is not None:
-            base = mirrors[file.debian.archive].rstrip("/")
-            return cls(kind, want, urls=(f"{base}/{file.debian.path}",), debian=True)
+            from pybuild.runtimes.debian_archive import mirror_url
+
+            url = mirror_url(mirrors, file.debian.archive, file.debian.path)
+            return cls(kind, want, urls=(url,), debian=True)
         assert file.url is not None  # noqa: S101 - a locked file has a url or a Debian origin
         return cls(kind, want, urls=(url or file.url,))
 
@@ -160,7 +162,6 @@ def seed_from_directory(cache: Cache, directory: Path, wanted: list[Artifact]) -
                         cache.store(artifact.want, f"--from {path}", read_chunks(handle))
                     result.seeded.add(sha256)
                 elif artifact is named:
-                    result.near_misses.setdefault(sha256, [])
                     result.near_misses.setdefault(artifact.want.sha256, []).append(
                         f"{path} has sha256 {sha256}, the lock pins {artifact.want.sha256}"
                     )

@@ -153,19 +153,22 @@ class LayerView(Protocol):
 
 
 class TreeView:
-    """The build's tree as the zip will hold it: links the symlink policy leaves out are absent,
-    links it copies are files."""
+    """The build's tree as the zip will hold it: links the symlink policy leaves out are absent;
+    links it keeps (stored, or copied as their target's bytes) are given as links, which verify
+    follows to the same file."""
 
     def __init__(self, tree: Tree, symlinks: SymlinkPolicy) -> None:
         self.tree = tree
         self._names: dict[str, str | None] = {}
+        links = tree_links(tree)
+        names = set(tree.entries)
         for path, entry in tree.files():
             if entry.kind is EntryKind.FILE:
                 self._names[path] = None
             elif symlinks is SymlinkPolicy.STORE:
                 self._names[path] = entry.link
             elif symlinks is SymlinkPolicy.COPY_SMALL:
-                target = _follow(path, tree_links(tree), set(tree.entries))
+                target = _follow(path, links, names)
                 if target is not None and tree.entries[target].size <= SMALL_LINK_TARGET:
                     self._names[path] = entry.link  # followed to the same file below
 

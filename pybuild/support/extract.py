@@ -449,10 +449,13 @@ def deb_data(path: Path, label: str) -> Iterator[IO[bytes]]:
     raise UnsafeArchiveError(f"{label}: no data.tar member")
 
 
-def extract_deb(path: Path, writer: TreeWriter, *, select: Select = _keep_all) -> list[Written]:
-    """Extract a Debian package's files (its data.tar) through `writer`."""
+def extract_deb(
+    path: Path, writer: TreeWriter, *, select: Select = _keep_all, reverse: bool = False
+) -> list[Written]:
+    """Extract a Debian package's files (its data.tar) through `writer` (`reverse`: regular files
+    in reverse archive order, as `extract_tar_members`)."""
     for data in deb_data(path, writer.label):
-        return extract_tar(data, writer, select=select)
+        return extract_tar(data, writer, select=select, reverse=reverse)
     raise AssertionError("unreachable")
 
 

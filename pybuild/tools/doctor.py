@@ -79,9 +79,11 @@ def _emulation(layer: Layer, cache: Cache) -> list[Finding]:
         )
     ]
     if arch == "aarch64":
-        built = sorted((cache.root / "sysroot").glob("*/lib/ld-linux-aarch64.so.1"))
-        if built:
-            detail, ok = f"cached: {built[-1].parent.parent}", True
+        from pybuild.smoke.sysroot import cached_sysroot
+
+        built = cached_sysroot(cache.root)
+        if built is not None:
+            detail, ok = f"cached: {built}", True
         else:
             release = f"{DEFAULT_MIRRORS['debian']}/dists/{SYSROOT_RELEASE}/InRelease"
             try:
