@@ -9,6 +9,7 @@ from pybuild.model.layerfile import DEFAULT_LAYER_PATH
 
 
 def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (argparse reports anything else as a usage error)."""
     try:
         value = int(text)
     except ValueError:
@@ -19,6 +20,7 @@ def positive_int(text: str) -> int:
 
 
 def add_layer(parser: argparse.ArgumentParser) -> None:
+    """``--layer PATH``: the layer.toml a command works on (default ``layer/layer.toml``)."""
     parser.add_argument(
         "--layer",
         type=Path,
@@ -30,10 +32,12 @@ def add_layer(parser: argparse.ArgumentParser) -> None:
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``-q/--quiet``: only errors are printed."""
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
 
 def add_index(parser: argparse.ArgumentParser) -> None:
+    """``--index-url``: the package index, instead of the pip/uv configuration."""
     parser.add_argument(
         "--index-url",
         metavar="URL",
@@ -72,6 +76,8 @@ def add_sources(parser: argparse.ArgumentParser) -> None:
 
 
 def add_compiler(parser: argparse.ArgumentParser) -> None:
+    """How the bytecode compiler is chosen (build): ``--pinned-compiler``, ``--python`` and
+    ``--emulate-compiler``, at most one of them."""
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument(
         "--pinned-compiler",
@@ -96,6 +102,7 @@ def add_compiler(parser: argparse.ArgumentParser) -> None:
 
 
 def add_sysroot(parser: argparse.ArgumentParser) -> None:
+    """``--sysroot DIR``: the root file system qemu runs a foreign interpreter in."""
     parser.add_argument(
         "--sysroot",
         type=Path,
@@ -106,6 +113,8 @@ def add_sysroot(parser: argparse.ArgumentParser) -> None:
 
 
 def add_smoke(parser: argparse.ArgumentParser) -> None:
+    """The smoke test's options shared by ``smoke`` and ``build --smoke``: the trace and
+    relocation."""
     parser.add_argument(
         "--trace",
         type=Path,
