@@ -5,7 +5,8 @@ into a scratch directory with its own pinned dependencies; it builds the referen
 Debian 12 stand-in runtime (its `benchmarks/_common.py::standin_layer`, which needs apt lists
 with arm64 enabled). "After" is this checkout building `examples/debian12-arm64`: the same
 wheels, the same Debian python3.11 packages. Each side has a cache of its own, filled by one
-untimed build; then the warm builds run interleaved, before/after, and the median is reported.
+cold build (timed); then the warm builds run interleaved, before/after, and the median is
+reported.
 Warm means every download and the compression cache are in place: what is left is the build's
 own work (assemble, prune, strip, verify, compile, zip).
 
@@ -101,7 +102,7 @@ def main() -> None:
             sys.executable, "-m", "pybuild", "build", "--layer", str(DEBIAN_EXAMPLE),
             "--out", str(scratch / "out-after"), "--quiet",
         ]  # fmt: skip
-        print("filling both caches (untimed)", file=sys.stderr)
+        print("cold builds, filling both caches", file=sys.stderr)
         cold_before = _run(before, before_env, source)
         cold_after = _run(after, after_env, ROOT)
         times: dict[str, list[float]] = {"before": [], "after": []}
@@ -132,12 +133,15 @@ The reference closure on Debian 12's arm64 python3.11, built by `{BEFORE}` (main
 cache of its own, {RUNS} interleaved runs, same machine ({machine}). Re-run:
 `.venv/bin/python benchmarks/rebuild.py`.
 
-| | warm rebuild (median) | runs | first build (cache filling) |
+| | warm rebuild (median) | runs | cold build (empty cache) |
 |---|---:|---|---:|
 | before ({BEFORE}) | {med["before"]:.1f} s | {", ".join(f"{t:.1f}" for t in times["before"])} | {cold_before:.1f} s |
 | after | {med["after"]:.1f} s | {", ".join(f"{t:.1f}" for t in times["after"])} | {cold_after:.1f} s |
 
-After/before: **{med["after"] / med["before"]:.2f}**. Modules compiled: {compiled["before"]:,}
+Warm after/before: **{med["after"] / med["before"]:.2f}**. The cold build downloads every
+input into an empty cache (PyPI and Debian's archive, so network-bound); "before"'s stand-in
+runtime archive is made while setting up and is already in its cache; "after" downloads the
+Debian packages and the pinned compiler's too. Modules compiled: {compiled["before"]:,}
 before, {compiled["after"]:,} after. "After" compiles with the CPython the lock pins (Debian's
 amd64 python3.11 of the runtime's version, unpacked once into the cache) where "before" used
 the host's, and holds the tree as one inventory: the issue counted 13 tree walks and 4 LIEF
