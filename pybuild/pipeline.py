@@ -17,7 +17,7 @@ from pybuild.errors import CheckError
 from pybuild.model.layerfile import Layer
 from pybuild.model.lockfile import Lock, current_lock
 from pybuild.model.requirements import load_requirements
-from pybuild.model.tree import PYBUILD, Tree
+from pybuild.model.tree import PYBUILD, Removal, Tree
 from pybuild.runtimes import provider
 from pybuild.runtimes.compiler import Compiler, host_arch, select_compiler
 from pybuild.stages.archive import ArchiveResult, Compressor, sources_from_tree, write_zip
@@ -127,27 +127,43 @@ def prepare(
     return lock, files, compiler, tools
 
 
+def assemble_tree(
+    layer: Layer,
+    lock: Lock,
+    files: Mapping[str, Path],
+    work: Path,
+    ui: Ui,
+    *,
+    reverse: bool = False,
+) -> tuple[Tree, list[Removal]]:
+    """The runtime and the locked wheels laid out as Lambda's /opt in `work/opt`."""
+    runtime_provider = provider(lock.runtime.provider)
+    tree = Tree(work / "opt", runtime_provider.layout(lock.target))
+    ui.info(f"assembling {lock.runtime.description} and {len(lock.wheels)} wheels")
+    wheels = [WheelInput(w.name, files[w.sha256], w.filename) for w in lock.wheels]
+    removed = assemble(
+        runtime_provider,
+        lock.runtime,
+        files,
+        tree,
+        wheels=wheels,
+        include=layer.include,
+        work=work,
+        reverse=reverse,
+    )
+    return tree, removed
+
+
 def build(request: BuildRequest, ui: Ui) -> BuildResult:
     layer, lock = request.layer, request.lock
     options = layer.options
-    runtime_provider = provider(lock.runtime.provider)
     target = verify_target(lock.target.arch, lock.target.glibc, layer.profile)
     reclaim_stale(request.out_dir)
     work_parent = request.cache.root / "tmp"
     reclaim_stale(work_parent, prefix="build-")
     with WorkDir(work_parent, "build-") as work:
-        tree = Tree(work / "opt", runtime_provider.layout(lock.target))
-        ui.info(f"assembling {lock.runtime.description} and {len(lock.wheels)} wheels")
-        wheels = [WheelInput(w.name, request.files[w.sha256], w.filename) for w in lock.wheels]
-        removed = assemble(
-            runtime_provider,
-            lock.runtime,
-            request.files,
-            tree,
-            wheels=wheels,
-            include=layer.include,
-            work=work,
-            reverse=request.reverse_order,
+        tree, removed = assemble_tree(
+            layer, lock, request.files, work, ui, reverse=request.reverse_order
         )
         stages = [stage_size(tree, "assemble")]
 

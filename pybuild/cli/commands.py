@@ -141,6 +141,62 @@ def build(args: argparse.Namespace, ui: Ui) -> int:
     return 0
 
 
+def prune_plan(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+    from pybuild.pipeline import Sources, prepare
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.fsutil import atomic_write_text
+    from pybuild.support.index import configured_indexes
+    from pybuild.support.jsonout import dumps_stable
+    from pybuild.tools.prune_plan import check_plan, doc_readers, make_plan, plan_report
+
+    layer = load_layer(args.layer)
+    for trace in args.trace:
+        _require_files(trace)
+    cache = Cache(default_cache_dir())
+    sources = Sources(
+        indexes=configured_indexes(args.index_url),
+        offline=args.offline,
+        seed_dir=args.from_dir,
+        runtime_url=args.runtime_url,
+        python=args.python,
+        emulate_compiler=args.emulate_compiler,
+        sysroot=args.sysroot,
+    )
+    locked, files, compiler, _ = prepare(layer, sources, cache, ui)
+    plan = make_plan(
+        layer,
+        lock=locked,
+        files=files,
+        compiler=compiler,
+        cache=cache,
+        ui=ui,
+        out=args.out,
+        traces=args.trace,
+    )
+    if args.report is not None:
+        atomic_write_text(args.report, dumps_stable(plan_report(plan)))
+    readers = doc_readers(plan.graph)
+    ui.info(
+        "reads of __doc__ by owner: "
+        + (", ".join(f"{owner} {len(reads)}" for owner, reads in readers.items()) or "none")
+    )
+    kept = sum(1 for m in plan.graph.modules.values() if m.name in plan.kept)
+    summary = (
+        f"{len(plan.removed)} standard-library modules no import reaches "
+        f"({kept} of {len(plan.graph.modules)} modules kept; {len(plan.traced)} only by a trace)"
+    )
+    if args.check:
+        check_plan(plan)
+        ui.info(f"{plan.path} is up to date: {summary}")
+        return 0
+    atomic_write_text(plan.path, plan.text)
+    ui.info(f"wrote {plan.path}: {summary}")
+    if plan.path.resolve() not in {p.resolve() for p in layer.prune.rules}:
+        ui.warn(f"{layer.path} does not name it in [prune] rules: it removes nothing yet")
+    return 0
+
+
 def _smoke(zip_path: Path, layer: object, args: argparse.Namespace, ui: Ui) -> int:
     from pybuild.model.layerfile import Layer
     from pybuild.smoke.runner import Trace, never_loaded, smoke_zip, spec_for_layer
