@@ -23,7 +23,7 @@ from pybuild.runtimes.compiler import Compiler, host_arch, select_compiler
 from pybuild.stages.archive import ArchiveResult, Compressor, sources_from_tree, write_zip
 from pybuild.stages.assemble import WheelInput, assemble
 from pybuild.stages.budgets import Limit, check_budgets
-from pybuild.stages.bytecode import compile_tree
+from pybuild.stages.bytecode import compile_tree, strip_owners
 from pybuild.stages.deploy import DeployFiles, write_deploy_files
 from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
 from pybuild.stages.prune import prune
@@ -158,6 +158,7 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
     layer, lock = request.layer, request.lock
     options = layer.options
     target = verify_target(lock.target.arch, lock.target.glibc, layer.profile)
+    strip_docstrings = strip_owners(options.strip_docstrings, {w.name for w in lock.wheels})
     reclaim_stale(request.out_dir)
     work_parent = request.cache.root / "tmp"
     reclaim_stale(work_parent, prefix="build-")
@@ -191,12 +192,14 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
             work=work,
             ui=ui,
             debug_ranges=options.debug_ranges,
+            strip_docstrings=strip_docstrings,
         )
         stages.append(stage_size(tree, "bytecode"))
 
         settings = {
             "bytecode": options.bytecode.value,
             "bytecode_debug_ranges": options.debug_ranges,
+            "bytecode_strip_docstrings": ", ".join(sorted(strip_docstrings)) or "none",
             "compression": f"libdeflate {request.tools.libdeflate} level "
             f"{options.compression_level}",
             "symlinks": options.symlinks.value,
