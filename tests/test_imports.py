@@ -263,7 +263,17 @@ def layer(tmp_path: Path, isolated_env: Path, index: IndexServer) -> Path:
         tmp_path / "dists",
         "app",
         "1.0",
-        files={"app/__init__.py": APP, "app/helpers.py": HELPERS},
+        files={
+            "app/__init__.py": APP,
+            "app/helpers.py": HELPERS,
+            # what the default profile removes from wheels (and a header it keeps)
+            "app/__init__.pyi": b"def plugin(name: str) -> object: ...\n",
+            "app/py.typed": b"",
+            "app/_speed.pyx": b"cdef int x\n",
+            "app/_speed.pxd": b"cdef int x\n",
+            "app/_speed.c": b"int x;\n",
+            "app/include/speed.h": b"int x;\n",
+        },
     )
     index.add(wheel)
     extra = {f"{STDLIB}/{k}": v for k, v in STDLIB_FILES.items()}
@@ -357,6 +367,13 @@ def test_a_build_applies_the_generated_rules(layer: Path, tmp_path: Path) -> Non
         assert f"{STDLIB}/__pycache__/{gone}.cpython-311.pyc" not in names
         assert f"{STDLIB}/{gone}.py" not in names
     assert not any(n.startswith(f"{STDLIB}/unused/") for n in names)
+    assert {n for n in names if n.startswith(f"{SITE}/app/") and not n.endswith("/")} == {
+        f"{SITE}/app/__init__.py",
+        f"{SITE}/app/helpers.py",
+        f"{SITE}/app/__pycache__/__init__.cpython-311.pyc",
+        f"{SITE}/app/__pycache__/helpers.cpython-311.pyc",
+        f"{SITE}/app/include/speed.h",
+    }
     report = json.loads((out / "testlayer.report.json").read_text())
     assert any(
         r["rule"] == "prune-stdlib.toml: standard-library modules no import reaches"
