@@ -49,10 +49,16 @@ def check():
     assert 1 == 2, "asserts stay"
 
 
+def two_strings():
+    """The docstring."""
+    """A second string, which would become the docstring."""
+    return 2
+
+
 TEXT = "a string that is no docstring"
 '''
 RAISE_LINE = 11
-DOCSTRING_LINES = {1, 5, 6, 9, 15, 19}
+DOCSTRING_LINES = {1, 5, 6, 9, 15, 19, 27, 28}
 PLAIN = b"X = 1\n\n\ndef f():\n    return X\n"
 LAYER = """\
 name = "demo"
@@ -147,6 +153,7 @@ def test_docstrings_go_only_from_the_listed_owners(
     assert stripped["Thing"].method.__doc__ is None
     assert stripped["only_doc"].__doc__ is None and stripped["only_doc"]() is None
     assert stripped["coroutine"].__doc__ is None
+    assert stripped["two_strings"].__doc__ is None and stripped["two_strings"]() == 2
     assert stripped["TEXT"] == "a string that is no docstring"
     for kept in (f"{SITE}/other/__init__.py", f"{STDLIB}/stdmod.py"):
         namespace = _run(compiled["app"][kept])

@@ -15,8 +15,9 @@ hash-based ``.pyc`` (no mtimes) and ``co_filename`` set to the file's path under
 
 ``strip_docstrings`` names owners (``"runtime"``, distributions) whose modules are compiled
 without docstrings: the source is parsed, the first statement of each module, class and function
-body that is a string constant is removed (a ``pass`` takes its place where it was the whole body,
-on a line the code object already has), and the tree is compiled. Every other node keeps its
+body that is a string constant is removed, with the string statements right after it (which would
+become the docstring; a ``pass`` takes their place where they were the whole body, on a line the
+code object already has), and the tree is compiled. Every other node keeps its
 line and columns, so tracebacks point where they did; ``__doc__`` is None. Unlike ``-OO``,
 ``assert`` statements stay, the ``.pyc`` keeps its normal name, and other owners' modules (a
 function's own code above all) are untouched. Only for code that nothing reads the docstrings
@@ -59,25 +60,31 @@ mode = {"unchecked-hash": py_compile.PycInvalidationMode.UNCHECKED_HASH,
         "checked-hash": py_compile.PycInvalidationMode.CHECKED_HASH,
         "sourceless": py_compile.PycInvalidationMode.UNCHECKED_HASH}[job["mode"]]
 
+def is_string(statement):
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
 def without_docstrings(tree):
-    # A docstring goes; a body that was nothing else gets a `pass` where the code object's
-    # other instructions already are (a function's first line, a class's docstring line), so
-    # the line table gains no line the original did not have.
+    # The docstring goes, and the string statements right after it (the next would become the
+    # docstring; on their own they compile to nothing but a line number). A body that was
+    # nothing else gets a `pass` where the code object's other instructions already are (a
+    # function's first line, a class's or module's first string), so the line table gains no
+    # line the original did not have.
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            first = body[0] if body else None
-            if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                    and isinstance(first.value.value, str)):
+            if not body or not is_string(body[0]):
                 continue
-            if len(body) > 1:
+            first = body[0]
+            while body and is_string(body[0]):
                 del body[0]
+            if body:
                 continue
             where = first
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 where = node.decorator_list[0] if node.decorator_list else node
-            body[0] = ast.Pass(lineno=where.lineno, col_offset=where.col_offset,
-                               end_lineno=where.lineno, end_col_offset=where.col_offset)
+            body.append(ast.Pass(lineno=where.lineno, col_offset=where.col_offset,
+                                 end_lineno=where.lineno, end_col_offset=where.col_offset))
     return tree
 
 def compile_stripped(source, cfile, dfile):
