@@ -57,23 +57,38 @@ class Compiler:
         job: object,
         *,
         env: Mapping[str, str],
-        cwd: Path,
+        work: Path,
+        ui: Ui,
+        steps: tuple[str, int],
         what: str,
-        on_progress: Callable[[int], None] | None = None,
     ) -> Any:
         """Run `script` under this CPython with `job` as JSON on stdin; its JSON stdout.
 
         Isolated: ``-S`` (no site), ``-s`` (no user site-packages), ``-P`` (nothing from the
-        working directory, which should be an empty one), and exactly `env` as its environment
-        (so no ``PYTHONPATH`` or other ``PYTHON*`` variable of the user reaches it). Not ``-I``:
-        it also ignores ``PYTHONHASHSEED``, which reproducible bytecode needs. ``progress N``
-        lines on its stderr go to `on_progress`; it dies with pybuild. `what` names it in errors.
+        working directory, an empty directory under `work`), and exactly `env` as its
+        environment (so no ``PYTHONPATH`` or other ``PYTHON*`` variable of the user reaches it).
+        Not ``-I``: it also ignores ``PYTHONHASHSEED``, which reproducible bytecode needs. Its
+        ``progress N`` lines on stderr advance a progress bar (`steps`: what, how many); it dies
+        with pybuild. `what` names it in errors.
         """
+        with WorkDir(work, "script-") as empty, ui.steps(*steps) as step:
 
-        def progress(line: str) -> None:
-            if on_progress is not None and line.startswith("progress "):
-                on_progress(int(line.split()[1]))
+            def progress(line: str) -> None:
+                if line.startswith("progress "):
+                    step(int(line.split()[1]))
 
+            return self._run(script, job, env=env, cwd=empty, what=what, progress=progress)
+
+    def _run(
+        self,
+        script: str,
+        job: object,
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        what: str,
+        progress: Callable[[str], None],
+    ) -> Any:
         try:
             completed = proc.run(
                 [*self.command, "-S", "-s", "-P", "-c", script],

@@ -41,7 +41,6 @@ from pybuild.errors import ConfigError, PybuildError
 from pybuild.model.layerfile import BytecodeMode
 from pybuild.model.tree import RUNTIME, EntryKind, Tree
 from pybuild.runtimes.compiler import Compiler
-from pybuild.support.fsutil import WorkDir
 from pybuild.ui import Ui
 
 _MAGIC_SOURCE = re.compile(
@@ -201,18 +200,15 @@ def compile_tree(
             [str(tree.root / p), tree.layout.mounted(p) + suffix, p in stripped] for p in sources
         ],
     }
-    with (
-        WorkDir(work, "compile-") as empty,
-        ui.steps(f"compiling {len(sources):,} modules ({compiler.how})", len(sources)) as step,
-    ):
-        result = compiler.run_script(
-            _WORKER,
-            job,
-            env=compiler_environment(debug_ranges),
-            cwd=empty,
-            what="the bytecode compiler",
-            on_progress=step,
-        )
+    result = compiler.run_script(
+        _WORKER,
+        job,
+        env=compiler_environment(debug_ranges),
+        work=work,
+        ui=ui,
+        steps=(f"compiling {len(sources):,} modules ({compiler.how})", len(sources)),
+        what="the bytecode compiler",
+    )
     if bytes.fromhex(result["magic"]) != magic:
         raise BytecodeError(
             f"{compiler.describe()} writes magic {result['magic']}, the runtime expects "

@@ -40,7 +40,6 @@ from pathlib import Path
 
 from pybuild.model.tree import EntryKind, Owner, Tree
 from pybuild.runtimes.compiler import Compiler
-from pybuild.support.fsutil import WorkDir
 from pybuild.ui import Ui
 
 _PROGRESS_EVERY = 500
@@ -383,18 +382,15 @@ def scan_modules(
     modules built into the compiler (`sys.builtin_module_names`)."""
     sources = [m for m in modules.values() if not m.extension]
     job = {"files": [[str(tree_root / m.path), m.name] for m in sources]}
-    with (
-        WorkDir(work, "imports-") as empty,
-        ui.steps(f"reading the imports of {len(sources):,} modules", len(sources)) as step,
-    ):
-        raw = compiler.run_script(
-            _WORKER,
-            job,
-            env={"PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"},
-            cwd=empty,
-            what="the import scanner",
-            on_progress=step,
-        )
+    raw = compiler.run_script(
+        _WORKER,
+        job,
+        env={"PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"},
+        work=work,
+        ui=ui,
+        steps=(f"reading the imports of {len(sources):,} modules", len(sources)),
+        what="the import scanner",
+    )
     scans = {name: _module_scan(facts) for name, facts in sorted(raw["modules"].items())}
     return scans, frozenset(raw["builtins"])
 

@@ -2,8 +2,9 @@
 
 The layer is assembled and pruned by every rule except the generated file itself; the import
 graph of what is left (`pybuild.stages.imports`) is followed from its roots: every module in
-site-packages, what native code names, the interpreter's start-up modules, ``[prune] keep`` and
-the modules a smoke trace saw (``pybuild smoke --trace``). Every standard-library module no root
+site-packages, the interpreter's start-up modules, module names in native libraries that are no
+extension modules, ``[prune] keep`` and the modules a smoke trace saw (``pybuild smoke
+--trace``). Every standard-library module no root
 reaches is written, as a glob with the module names beside it, into a rule file in
 `pybuild.stages.prune`'s format, which the layer names in ``[prune] rules``: a build applies it
 like any other rule file, and a reviewer reads it like code. Nothing is removed that the file
