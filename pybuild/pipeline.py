@@ -17,13 +17,13 @@ from pybuild.errors import CheckError
 from pybuild.model.layerfile import Layer
 from pybuild.model.lockfile import Lock, current_lock
 from pybuild.model.requirements import load_requirements
-from pybuild.model.tree import PYBUILD, Tree
+from pybuild.model.tree import PYBUILD, Removal, Tree
 from pybuild.runtimes import provider
 from pybuild.runtimes.compiler import Compiler, host_arch, select_compiler
 from pybuild.stages.archive import ArchiveResult, Compressor, sources_from_tree, write_zip
 from pybuild.stages.assemble import WheelInput, assemble
 from pybuild.stages.budgets import Limit, check_budgets
-from pybuild.stages.bytecode import compile_tree
+from pybuild.stages.bytecode import compile_tree, strip_owners
 from pybuild.stages.deploy import DeployFiles, write_deploy_files
 from pybuild.stages.fetch import fetch_artifacts, lock_artifacts
 from pybuild.stages.prune import prune
@@ -131,27 +131,44 @@ def prepare(
     return lock, files, compiler, tools
 
 
+def assemble_tree(
+    layer: Layer,
+    lock: Lock,
+    files: Mapping[str, Path],
+    work: Path,
+    ui: Ui,
+    *,
+    reverse: bool = False,
+) -> tuple[Tree, list[Removal]]:
+    """The runtime and the locked wheels laid out as Lambda's /opt in `work/opt`."""
+    runtime_provider = provider(lock.runtime.provider)
+    tree = Tree(work / "opt", runtime_provider.layout(lock.target))
+    ui.info(f"assembling {lock.runtime.description} and {len(lock.wheels)} wheels")
+    wheels = [WheelInput(w.name, files[w.sha256], w.filename) for w in lock.wheels]
+    removed = assemble(
+        runtime_provider,
+        lock.runtime,
+        files,
+        tree,
+        wheels=wheels,
+        include=layer.include,
+        work=work,
+        reverse=reverse,
+    )
+    return tree, removed
+
+
 def build(request: BuildRequest, ui: Ui) -> BuildResult:
     layer, lock = request.layer, request.lock
     options = layer.options
-    runtime_provider = provider(lock.runtime.provider)
     target = verify_target(lock.target.arch, lock.target.glibc, layer.profile)
+    strip_docstrings = strip_owners(options.strip_docstrings, {w.name for w in lock.wheels})
     reclaim_stale(request.out_dir)
     work_parent = request.cache.root / "tmp"
     reclaim_stale(work_parent, prefix="build-")
     with WorkDir(work_parent, "build-") as work:
-        tree = Tree(work / "opt", runtime_provider.layout(lock.target))
-        ui.info(f"assembling {lock.runtime.description} and {len(lock.wheels)} wheels")
-        wheels = [WheelInput(w.name, request.files[w.sha256], w.filename) for w in lock.wheels]
-        removed = assemble(
-            runtime_provider,
-            lock.runtime,
-            request.files,
-            tree,
-            wheels=wheels,
-            include=layer.include,
-            work=work,
-            reverse=request.reverse_order,
+        tree, removed = assemble_tree(
+            layer, lock, request.files, work, ui, reverse=request.reverse_order
         )
         stages = [stage_size(tree, "assemble")]
 
@@ -179,12 +196,14 @@ def build(request: BuildRequest, ui: Ui) -> BuildResult:
             work=work,
             ui=ui,
             debug_ranges=options.debug_ranges,
+            strip_docstrings=strip_docstrings,
         )
         stages.append(stage_size(tree, "bytecode"))
 
         settings = {
             "bytecode": options.bytecode.value,
             "bytecode_debug_ranges": options.debug_ranges,
+            "bytecode_strip_docstrings": ", ".join(sorted(strip_docstrings)) or "none",
             "compression": f"libdeflate {request.tools.libdeflate} level "
             f"{options.compression_level}",
             "symlinks": options.symlinks.value,

@@ -119,6 +119,50 @@ def _parser_build(sub: Subcommands) -> None:
     p.set_defaults(handler=commands.build)
 
 
+def _parser_prune_plan(sub: Subcommands) -> None:
+    p = sub.add_parser(
+        "prune-plan",
+        help="generate the standard-library prune rules from the layer's import graph",
+        description="Assemble the layer, prune it by every rule except the generated file, read "
+        "the imports of every module with the pinned compiler and write, as a rule file for "
+        "[prune] rules, every standard-library module that nothing reaches from site-packages, "
+        "native code, the interpreter's start-up, [prune] keep or a smoke trace. Prints who "
+        "reads __doc__ (the evidence for [bytecode] strip_docstrings).",
+    )
+    add_layer(p)
+    add_sources(p)
+    add_compiler(p)
+    add_sysroot(p)
+    p.add_argument(
+        "--trace",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a `pybuild smoke --trace` file: what it loaded is kept too (repeatable)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="the rule file to write (default: the one of [prune] rules this command wrote, "
+        "else prune-stdlib.toml beside layer.toml)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also write the evidence as JSON: why each module is kept, dynamic imports, "
+        "reads of __doc__, unresolved imports",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the rule file is not what this command would write",
+    )
+    p.set_defaults(handler=commands.prune_plan)
+
+
 def _parser_smoke(sub: Subcommands) -> None:
     p = sub.add_parser(
         "smoke",
@@ -247,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         _parser_lock,
         _parser_fetch,
         _parser_build,
+        _parser_prune_plan,
         _parser_smoke,
         _parser_invoke,
         _parser_diff,

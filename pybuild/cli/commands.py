@@ -16,6 +16,7 @@ from pybuild.errors import PybuildError
 from pybuild.ui import Ui
 
 if TYPE_CHECKING:
+    from pybuild.pipeline import Sources
     from pybuild.stages.verify import VerifyTarget
 
 
@@ -88,19 +89,13 @@ def fetch(args: argparse.Namespace, ui: Ui) -> int:
     return 0
 
 
-def build(args: argparse.Namespace, ui: Ui) -> int:
-    from pybuild.model.layerfile import load_layer
-    from pybuild.pipeline import BuildRequest, Sources, build, prepare
-    from pybuild.stages.archive import zip_epoch
-    from pybuild.support.cache import Cache, default_cache_dir
-    from pybuild.support.fsutil import check_writable_directory
+def _sources(args: argparse.Namespace) -> Sources:
+    """Where `build` and `prune-plan` get their inputs and compiler (`add_sources`,
+    `add_compiler`, `add_sysroot`)."""
+    from pybuild.pipeline import Sources
     from pybuild.support.index import configured_indexes
 
-    layer = load_layer(args.layer)
-    cache = Cache(default_cache_dir())
-    check_writable_directory(args.out, "--out")
-    check_writable_directory(cache.root, "the cache")
-    sources = Sources(
+    return Sources(
         indexes=configured_indexes(args.index_url),
         offline=args.offline,
         seed_dir=args.from_dir,
@@ -110,6 +105,20 @@ def build(args: argparse.Namespace, ui: Ui) -> int:
         emulate_compiler=args.emulate_compiler,
         sysroot=args.sysroot,
     )
+
+
+def build(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+    from pybuild.pipeline import BuildRequest, build, prepare
+    from pybuild.stages.archive import zip_epoch
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.fsutil import check_writable_directory
+
+    layer = load_layer(args.layer)
+    cache = Cache(default_cache_dir())
+    check_writable_directory(args.out, "--out")
+    check_writable_directory(cache.root, "the cache")
+    sources = _sources(args)
     locked, files, compiler, tools = prepare(layer, sources, cache, ui)
     request = BuildRequest(
         layer=layer,
@@ -139,6 +148,54 @@ def build(args: argparse.Namespace, ui: Ui) -> int:
         check_reproducible(layer, request, result, sources, ui)
     if args.smoke:
         return _smoke(archive.path, layer, args, ui)
+    return 0
+
+
+def prune_plan(args: argparse.Namespace, ui: Ui) -> int:
+    from pybuild.model.layerfile import load_layer
+    from pybuild.pipeline import prepare
+    from pybuild.support.cache import Cache, default_cache_dir
+    from pybuild.support.fsutil import atomic_write_text
+    from pybuild.support.jsonout import dumps_stable
+    from pybuild.tools.prune_plan import check_plan, doc_readers, make_plan, plan_report
+
+    layer = load_layer(args.layer)
+    for trace in args.trace:
+        _require_files(trace)
+    cache = Cache(default_cache_dir())
+    sources = _sources(args)
+    locked, files, compiler, _ = prepare(layer, sources, cache, ui)
+    plan = make_plan(
+        layer,
+        lock=locked,
+        files=files,
+        compiler=compiler,
+        cache=cache,
+        ui=ui,
+        out=args.out,
+        traces=args.trace,
+    )
+    if args.report is not None:
+        atomic_write_text(args.report, dumps_stable(plan_report(plan)))
+    readers = doc_readers(plan.graph)
+    ui.info(
+        "reads of __doc__ by owner: "
+        + (", ".join(f"{owner} {len(reads)}" for owner, reads in readers.items()) or "none")
+    )
+    shown = os.path.normpath(plan.path)  # the path as written, without extends' "../.."
+    kept = sum(1 for m in plan.graph.modules.values() if m.name in plan.kept)
+    summary = (
+        f"{len(plan.removed)} standard-library modules no import reaches "
+        f"({kept} of {len(plan.graph.modules)} modules kept; {len(plan.traced)} only by a trace)"
+    )
+    if args.check:
+        check_plan(plan)
+        ui.info(f"{shown} is up to date: {summary}")
+        return 0
+    atomic_write_text(plan.path, plan.text)
+    ui.info(f"wrote {shown}: {summary}")
+    if plan.path.resolve() not in {p.resolve() for p in layer.prune.rules}:
+        ui.warn(f"{layer.path} does not name it in [prune] rules: it removes nothing yet")
     return 0
 
 

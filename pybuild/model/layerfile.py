@@ -28,6 +28,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _LAYER_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}")  # what AWS accepts as a layer name
 _URL_SCHEMES = ("https", "http", "file")  # http is safe only because the sha256 pins the bytes
 _PBS_FLAVORS = ("install_only", "install_only_stripped")
+# A distribution's normalized name (PEP 503, as lock.json writes it), or "runtime".
+_OWNER_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Keys whose values are paths relative to the file that wrote them (kept so through `extends`).
 _PATH_KEYS = (
     ("requirements",),
@@ -134,6 +136,8 @@ class BuildOptions:
 
     bytecode: BytecodeMode = BytecodeMode.UNCHECKED_HASH
     debug_ranges: bool = True  # PEP 657 column positions in the bytecode
+    # Owners ("runtime" or distribution names) whose modules are compiled without docstrings
+    strip_docstrings: tuple[str, ...] = ()
     compression_level: int = 12
     symlinks: SymlinkPolicy = SymlinkPolicy.COPY_SMALL
     budgets: Budgets = Budgets()
@@ -432,6 +436,17 @@ def _parse_options(top: _Table) -> BuildOptions:
     bytecode = top.optional_table("bytecode")
     mode = bytecode.choice("mode", BytecodeMode, BytecodeMode.UNCHECKED_HASH)
     debug_ranges = bytecode.optional("debug_ranges", bool, True)
+    strip_docstrings = bytecode.strings("strip_docstrings")
+    seen: set[str] = set()
+    for owner in strip_docstrings:
+        if owner in seen:
+            bytecode.problem("strip_docstrings", f"{owner!r} is listed twice")
+        elif not _OWNER_NAME.fullmatch(owner):
+            bytecode.problem(
+                "strip_docstrings",
+                f'{owner!r} is neither "runtime" nor a distribution name (as in lock.json)',
+            )
+        seen.add(owner)
     bytecode.finish()
 
     archive = top.optional_table("archive")
@@ -455,6 +470,7 @@ def _parse_options(top: _Table) -> BuildOptions:
     return BuildOptions(
         bytecode=mode,
         debug_ranges=debug_ranges,
+        strip_docstrings=strip_docstrings,
         compression_level=level,
         symlinks=symlinks,
         budgets=Budgets(zip_bytes=zip_goal, unpacked_bytes=unpacked_goal, strict=strict),

@@ -14,11 +14,14 @@ say "compiler not pinned".
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import shutil
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pybuild.errors import PybuildError
 from pybuild.model.lockfile import Lock, LockedRuntime
@@ -33,7 +36,7 @@ _PROBE = "import sys; print(sys.implementation.name, sys.version.split()[0])"
 
 
 class CompilerError(PybuildError):
-    """No CPython that may compile the layer's bytecode can be run."""
+    """No CPython that may compile the layer's bytecode can be run, or a script it ran failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,65 @@ class Compiler:
             return f"CPython {self.version} from --python {self.command[-1]} (compiler not pinned)"
         files = ", ".join(f.filename for f in self.pinned.files)
         return f"CPython {self.version}, pinned ({files}), {self.how}"
+
+    def run_script(
+        self,
+        script: str,
+        job: object,
+        *,
+        env: Mapping[str, str],
+        work: Path,
+        ui: Ui,
+        steps: tuple[str, int],
+        what: str,
+    ) -> Any:
+        """Run `script` under this CPython with `job` as JSON on stdin; its JSON stdout.
+
+        Isolated: ``-S`` (no site), ``-s`` (no user site-packages), ``-P`` (nothing from the
+        working directory, an empty directory under `work`), and exactly `env` as its
+        environment (so no ``PYTHONPATH`` or other ``PYTHON*`` variable of the user reaches it).
+        Not ``-I``: it also ignores ``PYTHONHASHSEED``, which reproducible bytecode needs. Its
+        ``progress N`` lines on stderr advance a progress bar (`steps`: what, how many); it dies
+        with pybuild. `what` names it in errors.
+        """
+        with WorkDir(work, "script-") as empty, ui.steps(*steps) as step:
+
+            def progress(line: str) -> None:
+                if line.startswith("progress "):
+                    step(int(line.split()[1]))
+
+            return self._run(script, job, env=env, cwd=empty, what=what, progress=progress)
+
+    def _run(
+        self,
+        script: str,
+        job: object,
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        what: str,
+        progress: Callable[[str], None],
+    ) -> Any:
+        try:
+            completed = proc.run(
+                [*self.command, "-S", "-s", "-P", "-c", script],
+                input_text=json.dumps(job),
+                env=env,
+                cwd=cwd,
+                on_stderr_line=progress,
+            )
+        except OSError as err:
+            raise CompilerError(f"cannot run {what}: {err}") from None
+        except subprocess.SubprocessError as err:
+            raise CompilerError(f"{what} failed: {err}") from None
+        if completed.returncode != 0:
+            lines = [
+                ln for ln in completed.stderr.strip().splitlines() if not ln.startswith("progress")
+            ]
+            raise CompilerError(
+                f"{what} ({self.describe()}) failed: {(lines or ['no output'])[-1]}"
+            )
+        return json.loads(completed.stdout)
 
 
 def host_arch() -> Arch | None:

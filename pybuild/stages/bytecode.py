@@ -13,11 +13,18 @@ hash-based ``.pyc`` (no mtimes) and ``co_filename`` set to the file's path under
 
 ``debug_ranges = false`` leaves out PEP 657's column positions (a quarter of the bytecode).
 
-The compiler runs isolated: ``-S`` (no site), ``-s`` (no user site-packages), ``-P`` (nothing from
-the working directory, which is an empty directory anyway), an environment of exactly the
-variables below (so no ``PYTHONPATH`` or other ``PYTHON*`` variable of the user reaches it). Not
-``-I``: it also ignores ``PYTHONHASHSEED``, which reproducible bytecode needs. It reports its
-progress on stderr; it dies with pybuild.
+``strip_docstrings`` names owners (``"runtime"``, distributions) whose modules are compiled
+without docstrings: the source is parsed, the first statement of each module, class and function
+body that is a string constant is removed, with the string statements right after it (which would
+become the docstring; a ``pass`` takes their place where they were the whole body, on a line the
+code object already has), and the tree is compiled. Every other node keeps its
+line and columns, so tracebacks point where they did; ``__doc__`` is None. Unlike ``-OO``,
+``assert`` statements stay, the ``.pyc`` keeps its normal name, and other owners' modules (a
+function's own code above all) are untouched. Only for code that nothing reads the docstrings
+of: ``pybuild prune-plan`` lists every read of ``__doc__`` in the layer.
+
+The compiler runs isolated (`Compiler.run_script`) with an environment of exactly the variables
+below. It reports its progress on stderr; it dies with pybuild.
 
 Every ``.pyc`` is then checked to carry the runtime's magic number, read from the runtime's own
 ``importlib/_bootstrap_external.py``.
@@ -25,41 +32,88 @@ Every ``.pyc`` is then checked to carry the runtime's magic number, read from th
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybuild.errors import PybuildError
+from pybuild.errors import ConfigError, PybuildError
 from pybuild.model.layerfile import BytecodeMode
-from pybuild.model.tree import EntryKind, Tree
+from pybuild.model.tree import RUNTIME, EntryKind, Tree
 from pybuild.runtimes.compiler import Compiler
-from pybuild.support import proc
-from pybuild.support.fsutil import WorkDir
 from pybuild.ui import Ui
 
 _MAGIC_SOURCE = re.compile(
     rb"MAGIC_NUMBER\s*=\s*\((\d+)\)\.to_bytes\(2,\s*'little'\)\s*\+\s*b'\\r\\n'"
 )
 _PROGRESS_EVERY = 200
+RUNTIME_OWNER = str(RUNTIME)  # "runtime": the runtime's own modules, in strip_docstrings
 
-# Runs under the pinned compiler. Reads a JSON job on stdin, writes a JSON result on stdout and
-# "progress N" lines on stderr.
+# Runs under the pinned compiler. Reads a JSON job on stdin ("files": [source, dfile, strip]),
+# writes a JSON result on stdout and "progress N" lines on stderr.
 _WORKER = r"""
-import importlib.util, json, py_compile, sys
+import ast, importlib.util, json, os, py_compile, sys
+from importlib import _bootstrap_external as external
 job = json.load(sys.stdin)
 mode = {"unchecked-hash": py_compile.PycInvalidationMode.UNCHECKED_HASH,
         "checked-hash": py_compile.PycInvalidationMode.CHECKED_HASH,
         "sourceless": py_compile.PycInvalidationMode.UNCHECKED_HASH}[job["mode"]]
+
+def is_string(statement):
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
+def without_docstrings(tree):
+    # The docstring goes, and the string statements right after it (the next would become the
+    # docstring; on their own they compile to nothing but a line number). A body that was
+    # nothing else gets a `pass` where the code object's other instructions already are (a
+    # function's first line, a class's or module's first string), so the line table gains no
+    # line the original did not have.
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if not body or not is_string(body[0]):
+                continue
+            first = body[0]
+            while body and is_string(body[0]):
+                del body[0]
+            if body:
+                continue
+            where = first
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                where = node.decorator_list[0] if node.decorator_list else node
+            body.append(ast.Pass(lineno=where.lineno, col_offset=where.col_offset,
+                                 end_lineno=where.lineno, end_col_offset=where.col_offset))
+    return tree
+
+def compile_stripped(source, cfile, dfile):
+    # py_compile.compile's steps, with the tree edited between parsing and compiling.
+    with open(source, "rb") as handle:
+        data = handle.read()
+    try:
+        tree = ast.parse(data, dfile)
+        code = compile(without_docstrings(tree), dfile, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as err:
+        raise py_compile.PyCompileError(type(err), err, dfile) from None
+    checked = mode is py_compile.PycInvalidationMode.CHECKED_HASH
+    pyc = external._code_to_hash_pyc(code, importlib.util.source_hash(data), checked)
+    directory = os.path.dirname(cfile)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    external._write_atomic(cfile, pyc, external._calc_mode(source))
+
 failed = []
-for number, (source, dfile) in enumerate(job["files"], 1):
+for number, (source, dfile, strip) in enumerate(job["files"], 1):
     if job["mode"] == "sourceless":
         cfile = source + "c"
     else:
         cfile = importlib.util.cache_from_source(source)
     try:
-        py_compile.compile(source, cfile=cfile, dfile=dfile, doraise=True, invalidation_mode=mode)
+        if strip:
+            compile_stripped(source, cfile, dfile)
+        else:
+            py_compile.compile(source, cfile=cfile, dfile=dfile, doraise=True,
+                               invalidation_mode=mode)
     except py_compile.PyCompileError as err:
         failed.append([source, err.exc_type_name + ": " + str(err.exc_value).splitlines()[0]])
     if number % EVERY == 0:
@@ -82,6 +136,7 @@ class BytecodeResult:
     compiled: int
     failed: tuple[tuple[str, str], ...]  # (path, reason): kept as source only
     magic: str
+    without_docstrings: int = 0  # modules compiled without their docstrings
 
 
 def runtime_magic(tree: Tree) -> bytes:
@@ -104,6 +159,17 @@ def compiler_environment(debug_ranges: bool) -> dict[str, str]:
     return env
 
 
+def strip_owners(names: Collection[str], distributions: Collection[str]) -> frozenset[str]:
+    """`[bytecode] strip_docstrings`, checked against the layer's distributions."""
+    unknown = sorted(set(names) - {RUNTIME_OWNER, *distributions})
+    if unknown:
+        raise ConfigError(
+            f'[bytecode] strip_docstrings: {", ".join(unknown)}: not "{RUNTIME_OWNER}" nor a '
+            f"distribution of this layer (known: {', '.join(sorted(distributions))})"
+        )
+    return frozenset(names)
+
+
 def compile_tree(
     tree: Tree,
     mode: BytecodeMode,
@@ -112,52 +178,37 @@ def compile_tree(
     work: Path,
     ui: Ui,
     debug_ranges: bool = True,
+    strip_docstrings: Collection[str] = frozenset(),
 ) -> BytecodeResult:
     """Compile every .py of the tree in place; record the .pyc files in the inventory.
 
     Without `debug_ranges` the code objects carry line numbers but not the column positions of
     PEP 657 (as under ``-X no_debug_ranges``): tracebacks lose their ``^^^`` markers, the
-    bytecode a quarter of its size.
+    bytecode a quarter of its size. Modules whose owner (`str(Owner)`: ``runtime`` or the
+    distribution) is in `strip_docstrings` are compiled without docstrings.
     """
     magic = runtime_magic(tree)
     sources = [p for p, e in tree.files() if p.endswith(".py") and e.kind is EntryKind.FILE]
     suffix = "c" if mode is BytecodeMode.SOURCELESS else ""
+    stripped = {p for p in sources if str(tree.owner(p)) in strip_docstrings}
     job = {
         "mode": mode.value,
         # co_filename: where the code lives under /opt. Sourceless, that is the .pyc itself:
         # code that looks for its own file (python-dotenv's find_dotenv walks the stack and
         # asserts that some frame's file exists) must find one.
-        "files": [[str(tree.root / p), tree.layout.mounted(p) + suffix] for p in sources],
+        "files": [
+            [str(tree.root / p), tree.layout.mounted(p) + suffix, p in stripped] for p in sources
+        ],
     }
-    with (
-        WorkDir(work, "compile-") as empty,
-        ui.steps(f"compiling {len(sources):,} modules ({compiler.how})", len(sources)) as step,
-    ):
-
-        def progress(line: str) -> None:
-            if line.startswith("progress "):
-                step(int(line.split()[1]))
-
-        try:
-            completed = proc.run(
-                [*compiler.command, "-S", "-s", "-P", "-c", _WORKER],
-                input_text=json.dumps(job),
-                env=compiler_environment(debug_ranges),
-                cwd=empty,
-                on_stderr_line=progress,
-            )
-        except OSError as err:
-            raise BytecodeError(f"cannot run the bytecode compiler: {err}") from None
-        except subprocess.SubprocessError as err:
-            raise BytecodeError(f"the bytecode compiler failed: {err}") from None
-    if completed.returncode != 0:
-        lines = [
-            ln for ln in completed.stderr.strip().splitlines() if not ln.startswith("progress")
-        ]
-        raise BytecodeError(
-            f"the bytecode compiler ({compiler.describe()}) failed: {(lines or ['no output'])[-1]}"
-        )
-    result = json.loads(completed.stdout)
+    result = compiler.run_script(
+        _WORKER,
+        job,
+        env=compiler_environment(debug_ranges),
+        work=work,
+        ui=ui,
+        steps=(f"compiling {len(sources):,} modules ({compiler.how})", len(sources)),
+        what="the bytecode compiler",
+    )
     if bytes.fromhex(result["magic"]) != magic:
         raise BytecodeError(
             f"{compiler.describe()} writes magic {result['magic']}, the runtime expects "
@@ -186,5 +237,11 @@ def compile_tree(
                     f"{pyc} does not carry the runtime's magic number {magic.hex()}"
                 )
     return BytecodeResult(
-        compiler, mode, debug_ranges, compiled, tuple(sorted(failed.items())), magic.hex()
+        compiler,
+        mode,
+        debug_ranges,
+        compiled,
+        tuple(sorted(failed.items())),
+        magic.hex(),
+        without_docstrings=len(stripped - set(failed)),
     )
