@@ -74,9 +74,12 @@
       apps = forEach (
         pkgs:
         let
+          inherit (self.packages.${pkgs.stdenv.hostPlatform.system}) pybuild;
           app = {
             type = "app";
-            program = "${self.packages.${pkgs.system}.pybuild}/bin/pybuild";
+            program = "${pybuild}/bin/pybuild";
+            # `nix flake check` warns about an app without one
+            meta.description = pybuild.meta.description;
           };
         in
         {
@@ -97,15 +100,16 @@
       devShells = forEach (pkgs: {
         default = pkgs.mkShell {
           packages = [
-            self.packages.${pkgs.system}.pybuild
+            self.packages.${pkgs.stdenv.hostPlatform.system}.pybuild
             pkgs.uv
             pkgs.ruff
             pkgs.qemu
-            pkgs.nixfmt-rfc-style
+            pkgs.nixfmt
           ];
         };
       });
 
-      formatter = forEach (pkgs: pkgs.nixfmt-rfc-style);
+      # nixfmt (RFC 166 style; `nixfmt-rfc-style` is an alias that warns since nixpkgs 25.11)
+      formatter = forEach (pkgs: pkgs.nixfmt);
     };
 }

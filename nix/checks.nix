@@ -28,9 +28,10 @@ let
   # pybuild finds uv through PYBUILD_UV (its `uv` module is not in this environment); the test
   # fixtures keep that variable (tests/conftest.py, isolated_env).
   uvBinary = "${pkgs.uv}/bin/uv";
-  inTree =
-    name: inputs: script:
-    pkgs.runCommand "pybuild-${name}" { nativeBuildInputs = inputs; } ''
+  inTree = name: inputs: inTreeWith name { nativeBuildInputs = inputs; };
+  inTreeWith =
+    name: env: script:
+    pkgs.runCommand "pybuild-${name}" env ''
       cp -r ${src} src
       chmod -R u+w src
       cd src
@@ -43,12 +44,18 @@ let
   sysroot =
     let
       cross = pkgs.pkgsCross.aarch64-multiplatform;
+      inherit (cross.stdenv) buildPlatform hostPlatform;
+      # gcc's builder puts the target's runtime libraries in "${targetConfig+$targetConfig/}lib",
+      # targetConfig being set only for a cross compiler (target != host). On an aarch64-linux
+      # build host pkgsCross.aarch64-multiplatform is the native set (pkgs/top-level/default.nix
+      # replaces a crossSystem equal to the localSystem), whose gcc is native: lib/.
+      gccLibDir =
+        if hostPlatform.config == buildPlatform.config then "lib" else "${hostPlatform.config}/lib";
     in
     pkgs.runCommand "aarch64-sysroot" { } ''
       mkdir -p "$out/lib"
       cp -L ${cross.glibc}/lib/*.so* "$out/lib/"
-      cp -L ${cross.stdenv.cc.cc.lib}/aarch64-unknown-linux-gnu/lib/lib{gcc_s,stdc++}.so* \
-        "$out/lib/"
+      cp -L ${cross.stdenv.cc.cc.lib}/${gccLibDir}/lib{gcc_s,stdc++}.so* "$out/lib/"
     '';
   zip = "${layer}/${layer.passthru.lock.name}.zip";
   secondBuild = layer.overrideAttrs (_: {
@@ -71,12 +78,18 @@ in
     pybuild verify ${zip} --layer layer/layer.toml
   '';
   # qemu user mode with the sysroot on every host (on aarch64 it isolates the same way).
-  smoke = inTree "smoke" [
-    pybuild
-    pkgs.qemu
-  ] ''
-    pybuild smoke ${zip} --layer layer/layer.toml --sysroot ${sysroot}
-  '';
+  smoke =
+    inTreeWith "smoke"
+      {
+        nativeBuildInputs = [
+          pybuild
+          pkgs.qemu
+        ];
+        passthru = { inherit sysroot; }; # nix build .#checks.<system>.smoke.sysroot
+      }
+      ''
+        pybuild smoke ${zip} --layer layer/layer.toml --sysroot ${sysroot}
+      '';
   reproducible = pkgs.runCommand "pybuild-reproducible" { } ''
     cmp ${zip} ${secondBuild}/${layer.passthru.lock.name}.zip
     cmp ${layer}/${layer.passthru.lock.name}.report.json \

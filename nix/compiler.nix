@@ -56,6 +56,8 @@ stdenv.mkDerivation (finalAttrs: {
   # Patch the interpreter alone (below); the standard library's extension modules stay as
   # shipped (compiling bytecode loads none that glibc does not satisfy).
   dontAutoPatchelf = true;
+  # nor does fixup's patchELF (which shrinks the RPATH of every ELF file of the output)
+  dontPatchELF = true;
   dontStrip = true;
   dontPatchShebangs = true;
 

@@ -10,10 +10,23 @@
 #   ps.python.buildEnv.override { extraLibs = [ ps.pytest ps.packaging ]; }
 #
 # The override is a scope override of the host packages (`overrideScope`), not of the
-# interpreter (`python311.override { packageOverrides }`): nixpkgs' build hooks take `build` and
-# `installer` from the build Python's own set, which therefore stays nixpkgs' (no rebuild of
-# every Python package); environments must then be made with `ps.python.buildEnv.override
-# { extraLibs }` from packages of this set (`python311.withPackages` would take nixpkgs' set).
+# interpreter (`python311.override { packageOverrides }`): the build Python and its own set
+# (python.pythonOnBuildForHost.pkgs, where pypaBuildHook takes `build` and pypaInstallHook
+# `installer`) stay nixpkgs'. Environments must then be made with
+# `ps.python.buildEnv.override { extraLibs }` from packages of this set (`python311.withPackages`
+# would take nixpkgs' set).
+#
+# What it costs: most of the set is rebuilt. Some of nixpkgs' build hooks come from the scope
+# itself: pythonRuntimeDepsCheckHook (`callPackage ({ makePythonHook, packaging }: ...)`,
+# hooks/default.nix) takes this set's `packaging`, and pypaBuildHook, wheelUnpackHook and
+# pythonRelaxDepsHook its `wheel`, which depends on `packaging`. mk-python-derivation.nix gives
+# every pyproject package but the bootstrap ones (build, packaging, pyproject-hooks, wheel,
+# flit-core, installer) these hooks, so every such package of the set (pytest, mypy, rich,
+# hypothesis, ..., and the build backends) is a new derivation: not in nixpkgs' binary cache,
+# built from source. tests/test_nix.py records which of the checks' environment are rebuilt.
+# A smaller override (pybuild built with nixpkgs' own set, only the packages whose runtime
+# closure holds a pin rebuilt) would put nixpkgs' `packaging` beside the pin in those builds'
+# environments (through the hooks): not done, see docs/build-guide.md, "Nix".
 #
 # Pinned (nix/tool-deps.json, written by scripts/nix-tool-deps.py): deflate (bundles libdeflate:
 # the DEFLATE bytes), installer (writes console scripts), packaging (pybuild uses its pylock
@@ -56,7 +69,21 @@ python311.pkgs.overrideScope (
   in
   {
     installer = pureWheel "installer" [ ];
-    packaging = pureWheel "packaging" [ ];
+    # From its sdist, as nixpkgs builds its own. Not from the wheel: a wheel gets
+    # wheelUnpackHook, which propagates this set's `wheel`, and wheel (0.46 and later) depends
+    # on `packaging`: a wheel-built packaging would depend on itself (infinite recursion). A
+    # bootstrap package: it builds with nixpkgs' bootstrap hooks, not with this set's.
+    packaging = final.buildPythonPackage {
+      pname = "packaging";
+      inherit (deps.packaging) version;
+      pyproject = true;
+      src = fetchPypi {
+        pname = "packaging";
+        inherit (deps.packaging) version;
+        hash = sri deps.packaging.sdist.sha256;
+      };
+      build-system = [ final.flit-core ];
+    };
     auditwheel = pureWheel "auditwheel" [
       final.packaging
       final.pyelftools

@@ -1,9 +1,12 @@
 """The Nix side, as far as Nix 2.8 without nixpkgs can take it (nixpkgs is not reachable here):
 every file parses; every output of the flake, for both systems, evaluated against a stand-in
-nixpkgs that enforces nixpkgs' rules (tests/fixtures/nixpkgs-standin), and each failure of
-issue 13 reintroduced and refused; fetches named like the runtime's built with Nix's own
-fetcher; the SRI hashes; flake.lock; nix/tool-deps.json (Linux wheels, chosen by tag); and
-`pybuild build --pinned-compiler`, the handover of the compiler Nix unpacks."""
+nixpkgs that enforces nixpkgs' rules (tests/fixtures/nixpkgs-standin), without an evaluation
+warning, and each failure of issue 13 and of the Nix review reintroduced and refused; the smoke
+check's sysroot command run against nixpkgs' directory layout for both build hosts; which
+packages of the checks' environment the pins rebuild; fetches named like the runtime's built
+with Nix's own fetcher; the SRI hashes; flake.lock; nix/tool-deps.json (Linux wheels, chosen by
+tag; the requirements the stand-in checks); and `pybuild build --pinned-compiler`, the handover
+of the compiler Nix unpacks."""
 
 from __future__ import annotations
 
@@ -115,9 +118,13 @@ def test_sri_conversion_refuses_non_hex(bad: str) -> None:
 #
 # tests/fixtures/nixpkgs-standin is passed as `--override-input nixpkgs path:...` (a path input
 # needs no network). It enforces the rules of nixpkgs that decide whether the flake evaluates
-# and builds (its flake.nix names the nixpkgs source of each): fetchurl's store name, fetchPypi's
-# URLs, the build-system check of `pyproject-build --no-isolation`, the runtime-dependency check,
-# and the refusal of two packages of one name in a closure or an environment. Nix 2.8's
+# and builds (its flake.nix names the nixpkgs source of each): fetchurl's store name and mirror
+# names, fetchPypi's URLs, buildPythonPackage's `format`/`pyproject`, the build hooks each
+# package gets (and so which packages a scope override rebuilds), the build-system check of
+# `pyproject-build --no-isolation` and the runtime-dependency check for every package, the
+# refusal of two packages of one name in a closure or an environment, the deprecation warnings
+# of `pkgs.system` and `nixfmt-rfc-style`, pkgsCross of the build host being the native set,
+# and where gcc and glibc put their libraries. Nix 2.8's
 # `flake check --no-build` evaluates in read-only mode, where lib.fileset's filtered sources
 # cannot be added to the store; every output is therefore forced with `nix eval` through a
 # wrapper flake, which is what `flake check --no-build` does: each derivation's drvPath (so Nix
@@ -140,6 +147,9 @@ WRAPPER = """{
           packages = pybuild.packages.${system};
           layer = packages.layer;
           compiler = layer.passthru.compiler;
+          nixpkgs = pybuild.inputs.nixpkgs.legacyPackages.${system};
+          cross = nixpkgs.pkgsCross.aarch64-multiplatform;
+          python = nixpkgs.python311;
         in {
           runtime = map fetch layer.passthru.runtime;
           wheels = map fetch layer.passthru.wheels;
@@ -147,7 +157,8 @@ WRAPPER = """{
             inherit (compiler) installPhase interpreter;
             fetches = map (f: { inherit (f) name url outputHash; }) compiler.passthru.files;
             nativeBuildInputs = map (d: d.name) compiler.nativeBuildInputs;
-            dontAutoPatchelf = compiler.dontAutoPatchelf;
+            dontAutoPatchelf = compiler.dontAutoPatchelf or null;
+            dontPatchELF = compiler.dontPatchELF or null;
           };
           layer = {
             inherit (layer) buildPhase SOURCE_DATE_EPOCH dontStrip dontPatchELF
@@ -156,6 +167,21 @@ WRAPPER = """{
           importsCheck = packages.pybuild.pythonImportsCheck;
           pytest = pybuild.checks.${system}.pytest.buildCommand;
           tool = { inherit (packages.pybuild) src; };
+          # the smoke check's sysroot, and where the stand-in's glibc and gcc have their files
+          sysroot = {
+            inherit (pybuild.checks.${system}.smoke.sysroot) buildCommand;
+            layouts = builtins.listToAttrs (map (d: {
+              name = builtins.unsafeDiscardStringContext d.outPath; value = d.standinLayout; })
+              [ nixpkgs.glibc nixpkgs.stdenv.cc.cc.lib cross.glibc cross.stdenv.cc.cc.lib ]);
+          };
+          # each package of the pytest check's environment, and nixpkgs' own of that name
+          environment = map (p: {
+            pname = p.pname or p.name;
+            inherit (p) drvPath;
+            version = p.version or null;
+            nixpkgs = if p ? pname && python.pkgs ? ${p.pname}
+              then { inherit (python.pkgs.${p.pname}) version drvPath; } else null;
+          }) (builtins.head pybuild.checks.${system}.pytest.nativeBuildInputs).paths;
         };
     in {
       all = {
@@ -163,8 +189,10 @@ WRAPPER = """{
         checks = builtins.mapAttrs (_: drvs) pybuild.checks;
         devShells = builtins.mapAttrs (_: drvs) pybuild.devShells;
         formatter = drvs pybuild.formatter;
-        apps = builtins.mapAttrs (_: builtins.mapAttrs (_: a: { inherit (a) type program; }))
-          pybuild.apps;
+        apps = builtins.mapAttrs (_: builtins.mapAttrs (_: a: {
+          inherit (a) type program;
+          meta = a.meta or null;
+        })) pybuild.apps;
         details = builtins.listToAttrs (map (s: { name = s; value = detail s; })
           [ "x86_64-linux" "aarch64-linux" ]);
       };
@@ -212,13 +240,30 @@ def _errors(result: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def flake_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def flake_eval(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     tmp = tmp_path_factory.mktemp("flake")
     result = _eval_flake(_copy_flake(tmp / "pybuild"), tmp)
     assert result.returncode == 0, _errors(result) or result.stderr
-    outputs = json.loads(result.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def flake_outputs(flake_eval: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    outputs = json.loads(flake_eval.stdout)
     assert isinstance(outputs, dict)
     return outputs
+
+
+def _warnings(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "evaluation warning" in line]
+
+
+def test_the_flake_evaluates_without_a_warning(
+    flake_eval: subprocess.CompletedProcess[str],
+) -> None:
+    """The stand-in warns where nixpkgs warns (deprecated aliases: `pkgs.system`,
+    `nixfmt-rfc-style`), as an "evaluation warning" on stderr: there must be none."""
+    assert _warnings(flake_eval) == []
 
 
 def test_every_output_evaluates_for_both_systems(flake_outputs: dict[str, Any]) -> None:
@@ -241,6 +286,9 @@ def test_every_output_evaluates_for_both_systems(flake_outputs: dict[str, Any]) 
         }
         for app in flake_outputs["apps"][system].values():
             assert app["type"] == "app" and app["program"].endswith("/bin/pybuild")
+            # newer Nix's `flake check` warns about an app without a description
+            assert isinstance(app["meta"], dict), app
+            assert isinstance(app["meta"]["description"], str) and app["meta"]["description"]
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -278,8 +326,10 @@ def test_the_layer_is_compiled_by_the_locks_pinned_compiler(
 ) -> None:
     detail = flake_outputs["details"][system]
     compiler = detail["compiler"]
-    # the archive unpacked, the interpreter of that copy (and nothing else) patched
+    # the archive unpacked, the interpreter of that copy (and nothing else) patched: neither
+    # autoPatchelf over the output nor fixup's patchELF (it shrinks every ELF file's RPATH)
     assert compiler["dontAutoPatchelf"] is True
+    assert compiler["dontPatchELF"] is True
     assert "auto-patchelf-hook" in " ".join(compiler["nativeBuildInputs"])
     assert "tar -xzf" in compiler["installPhase"]
     assert "autoPatchelf -- $out/python/bin/python3.11" in compiler["installPhase"]
@@ -326,51 +376,259 @@ def test_editing_docs_does_not_rebuild_the_layer(
     assert edited["packages"] == flake_outputs["packages"]
 
 
-# Each of the failures of issue 13, reintroduced in a copy of the flake: the stand-in must refuse
-# it as nixpkgs does (the rule named in the stand-in's flake.nix).
-REINTRODUCED = {
+# Each of the failures of issue 13 and of the Nix review, reintroduced in a copy of the flake: the
+# stand-in must refuse it as nixpkgs does (the rule named in the stand-in's flake.nix). Each is
+# a list of edits (file, old text, new text) and the message expected.
+Edit = tuple[str, str, str]
+REINTRODUCED: dict[str, tuple[list[Edit], str]] = {
     "fetch named after its URL": (
-        "layer/default.nix",
-        "      name = file.filename;\n",
-        "",
+        [("layer/default.nix", "      name = file.filename;\n", "")],
         "contains illegal character '%'",
     ),
     "build-system pinned above nixpkgs' setuptools": (
-        "pyproject.toml",
-        'requires = ["setuptools>=77.0.3"]',
-        'requires = ["setuptools==84.2.1"]',
+        [
+            (
+                "pyproject.toml",
+                'requires = ["setuptools>=77.0.3"]',
+                'requires = ["setuptools==84.2.1"]',
+            )
+        ],
         "Missing dependencies: setuptools==84.2.1 (nixpkgs provides 80.9.0)",
     ),
+    # pybuild takes the pin, pytest nixpkgs' own
     "pinned packaging beside nixpkgs' own": (
-        "nix/python.nix",
-        '    packaging = pureWheel "packaging" [ ];\n',
-        '    pinnedPackaging = pureWheel "packaging" [ ];\n',
+        [
+            (
+                "nix/python.nix",
+                "    packaging = final.buildPythonPackage {",
+                "    pinnedPackaging = final.buildPythonPackage {",
+            ),
+            (
+                "nix/python.nix",
+                "final.packaging\n      final.pyelftools",
+                "final.pinnedPackaging\n      final.pyelftools",
+            ),
+            ("nix/pybuild.nix", "ps.packaging\n", "ps.pinnedPackaging\n"),
+        ],
         "collision between two packages of one name, packaging-",
+    ),
+    # wheelUnpackHook propagates the scope's `wheel`, which depends on the scope's `packaging`
+    "pinned packaging built from a wheel": (
+        [
+            (
+                "nix/python.nix",
+                '      pyproject = true;\n      src = fetchPypi {\n        pname = "packaging";',
+                '      format = "wheel";\n      src = fetchPypi {\n        pname = "packaging";',
+            )
+        ],
+        "infinite recursion encountered",
+    ),
+    # the checks run for every package, not only for pybuild (review, 5)
+    "an sdist built without its build system": (
+        [("nix/python.nix", "build-system = [ final.scikit-build-core ];", "build-system = [ ];")],
+        "deflate: pyproject-build --no-isolation: ERROR Missing dependencies: "
+        "scikit-build-core>=0.9 (nixpkgs provides none)",
+    ),
+    "a pinned package without its dependencies": (
+        [
+            (
+                "nix/python.nix",
+                "      final.packaging\n      final.pyelftools\n",
+                "      final.packaging\n",
+            )
+        ],
+        "auditwheel: pythonRuntimeDepsCheck: pyelftools>=0.24 not satisfied",
+    ),
+    # buildPythonPackage's `format` and `pyproject` (review, 6)
+    "both format and pyproject": (
+        [
+            (
+                "nix/python.nix",
+                '        format = "wheel";\n',
+                '        format = "wheel";\n        pyproject = false;\n',
+            )
+        ],
+        "assertion '((pyproject != null) -> (format == null))' failed",
+    ),
+    "neither format nor pyproject": (
+        [("nix/python.nix", '        format = "wheel";\n', "")],
+        "does not configure a `format`. To build with setuptools as before, set `pyproject = true`",
+    ),
+}
+
+# What nixpkgs evaluates with a warning (aliases.nix), reintroduced: the stand-in warns too.
+WARNED: dict[str, tuple[list[Edit], str]] = {
+    "pkgs.system": (
+        [
+            (
+                "flake.nix",
+                "self.packages.${pkgs.stdenv.hostPlatform.system}.pybuild\n",
+                "self.packages.${pkgs.system}.pybuild\n",
+            )
+        ],
+        "evaluation warning: 'system' has been renamed to/replaced by 'stdenv.hostPlatform.system'",
+    ),
+    "nixfmt-rfc-style": (
+        [("flake.nix", "forEach (pkgs: pkgs.nixfmt);", "forEach (pkgs: pkgs.nixfmt-rfc-style);")],
+        "evaluation warning: nixfmt-rfc-style is now the same as pkgs.nixfmt",
     ),
 }
 
 
+def _edited_flake(tmp_path: Path, edits: list[Edit]) -> Path:
+    flake = _copy_flake(tmp_path / "pybuild")
+    for relative, old, new in edits:
+        path = flake / relative
+        text = path.read_text()
+        assert text.count(old) == 1, (relative, old)
+        path.write_text(text.replace(old, new))
+    return flake
+
+
 @pytest.mark.parametrize("name", sorted(REINTRODUCED))
 def test_the_standin_refuses_what_nixpkgs_refuses(name: str, tmp_path: Path) -> None:
-    relative, old, new, message = REINTRODUCED[name]
-    flake = _copy_flake(tmp_path / "pybuild")
-    path = flake / relative
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-    if name.startswith("pinned packaging"):  # pybuild takes the pin, pytest nixpkgs' own
-        tool = flake / "nix" / "python.nix"
-        tool.write_text(
-            tool.read_text().replace(
-                "final.packaging\n    final.pyelftools",
-                "final.pinnedPackaging\n      final.pyelftools",
-            )
-        )
-        pybuild = flake / "nix" / "pybuild.nix"
-        pybuild.write_text(pybuild.read_text().replace("ps.packaging\n", "ps.pinnedPackaging\n"))
-    result = _eval_flake(flake, tmp_path)
+    edits, message = REINTRODUCED[name]
+    result = _eval_flake(_edited_flake(tmp_path, edits), tmp_path)
     assert result.returncode != 0
     assert message in result.stderr, _errors(result)
+
+
+@pytest.mark.parametrize("name", sorted(WARNED))
+def test_the_standin_warns_where_nixpkgs_warns(name: str, tmp_path: Path) -> None:
+    edits, message = WARNED[name]
+    result = _eval_flake(_edited_flake(tmp_path, edits), tmp_path)
+    assert result.returncode == 0, _errors(result)
+    assert any(message in line for line in _warnings(result)), result.stderr
+
+
+# --- The smoke check's aarch64 sysroot -------------------------------------------------------
+
+# What `pybuild smoke` needs of it: glibc and gcc's runtime (libgcc_s, libstdc++), no more.
+SYSROOT_LIBS = {
+    "ld-linux-aarch64.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libgcc_s.so",
+    "libgcc_s.so.1",
+    "libstdc++.so",
+    "libstdc++.so.6",
+    "libstdc++.so.6.0.34",
+}
+
+
+def _run_sysroot(detail: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The sysroot's build command, run by bash with the options nixpkgs' stdenv sets
+    (`set -eu -o pipefail`), each store path it names replaced by a tree of that package's
+    files as nixpkgs lays them out (the stand-in's `standinLayout`)."""
+    command = detail["sysroot"]["buildCommand"]
+    for store_path, files in detail["sysroot"]["layouts"].items():
+        tree = tmp_path / "store" / Path(store_path).name
+        for file in files:
+            (tree / file).parent.mkdir(parents=True, exist_ok=True)
+            (tree / file).write_text(f"{store_path}/{file}\n")
+        command = command.replace(store_path, str(tree))
+    assert "/nix/store/" not in command, command  # each package it copies from has a layout
+    return subprocess.run(
+        ["bash", "-eu", "-o", "pipefail", "-c", command],
+        env={**os.environ, "out": str(tmp_path / "out")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_sysroot_is_copied_from_where_nixpkgs_puts_the_libraries(
+    flake_outputs: dict[str, Any], system: str, tmp_path: Path
+) -> None:
+    """From an x86_64 host the libraries are a cross gcc's, under aarch64-unknown-linux-gnu/lib;
+    from an aarch64 host pkgsCross.aarch64-multiplatform is the native set, and native gcc has
+    them in lib/ (review, 1)."""
+    detail = flake_outputs["details"][system]
+    gcc = [
+        files
+        for path, files in detail["sysroot"]["layouts"].items()
+        if path in detail["sysroot"]["buildCommand"] and any("libgcc_s" in f for f in files)
+    ]
+    native = system == "aarch64-linux"
+    assert [{f.rsplit("/", 1)[0] for f in files} for files in gcc] == [
+        {"lib" if native else "aarch64-unknown-linux-gnu/lib"}
+    ]
+    result = _run_sysroot(detail, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (tmp_path / "out" / "lib").iterdir()} == SYSROOT_LIBS
+
+
+def test_a_cross_gcc_path_fails_on_an_aarch64_host(tmp_path: Path) -> None:
+    """The sysroot as it was (gcc's libraries always under aarch64-unknown-linux-gnu/lib/)
+    builds from an x86_64 host and fails from an aarch64 one."""
+    flake = _edited_flake(
+        tmp_path, [("nix/checks.nix", "/${gccLibDir}/", "/aarch64-unknown-linux-gnu/lib/")]
+    )
+    result = _eval_flake(flake, tmp_path)
+    assert result.returncode == 0, _errors(result)
+    details = json.loads(result.stdout)["details"]
+    assert _run_sysroot(details["x86_64-linux"], tmp_path / "x86_64").returncode == 0
+    failed = _run_sysroot(details["aarch64-linux"], tmp_path / "aarch64")
+    assert failed.returncode != 0 and "cannot stat" in failed.stderr
+
+
+# --- What the scope override of nix/python.nix rebuilds ----------------------------------------
+
+# Each package of the pytest check's environment against nixpkgs' own of that name, in the
+# stand-in's model of nixpkgs' hooks: "pinned" (pybuild's own, or another version than
+# nixpkgs'), "rebuilt" (nixpkgs' version, but another derivation than nixpkgs': not in its binary
+# cache, built from source), "nixpkgs" (nixpkgs' own derivation). Overriding `packaging` in the
+# scope changes pythonRuntimeDepsCheckHook and (through `wheel`) pypaBuildHook, which every
+# pyproject package but the bootstrap ones builds with: nothing of nixpkgs' is left.
+CHECK_ENVIRONMENT = {
+    "pinned": {"auditwheel", "deflate", "installer", "lief", "packaging", "pybuild"},
+    "rebuilt": {
+        "attrs",
+        "boolean-py",
+        "cyclonedx-python-lib",
+        "defusedxml",
+        "hypothesis",
+        "iniconfig",
+        "jsonschema",
+        "jsonschema-specifications",
+        "license-expression",
+        "markdown-it-py",
+        "mdurl",
+        "mypy",
+        "mypy-extensions",
+        "packageurl-python",
+        "pathspec",
+        "pluggy",
+        "py-serializable",
+        "pyelftools",
+        "pygments",
+        "pytest",
+        "pytest-timeout",
+        "referencing",
+        "rich",
+        "rpds-py",
+        "sortedcontainers",
+        "typing-extensions",
+    },
+    "nixpkgs": set(),
+}
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_which_packages_of_the_check_environment_are_rebuilt(
+    flake_outputs: dict[str, Any], system: str
+) -> None:
+    kinds: dict[str, set[str]] = {kind: set() for kind in CHECK_ENVIRONMENT}
+    for package in flake_outputs["details"][system]["environment"]:
+        own = package["nixpkgs"]
+        if own is None or own["version"] != package["version"]:
+            kinds["pinned"].add(package["pname"])
+        elif own["drvPath"] != package["drvPath"]:
+            kinds["rebuilt"].add(package["pname"])
+        else:
+            kinds["nixpkgs"].add(package["pname"])
+    assert kinds == CHECK_ENVIRONMENT
 
 
 def test_a_url_named_fetch_fails_and_a_file_named_one_builds(tmp_path: Path) -> None:
@@ -420,6 +678,87 @@ def test_a_url_named_fetch_fails_and_a_file_named_one_builds(tmp_path: Path) -> 
             assert store_path.read_bytes() == local.read_bytes()
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def _standin_eval(expression: str) -> subprocess.CompletedProcess[str]:
+    """`expression` evaluated (strictly, as JSON) with `pkgs`, the stand-in's package set for
+    `system` (a free variable of the expression: bind it with a `let`)."""
+    prelude = (
+        f"let lib = import {STANDIN}/lib.nix; "
+        f"standin = system: import {STANDIN}/pkgs.nix {{ inherit lib system; }}; in "
+    )
+    return subprocess.run(
+        [_nix("nix-instantiate"), "--eval", "--strict", "--json", "-E", prelude + expression],
+        env=NIX_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "known"),
+    [
+        ("mirror://debian/pool/main/p/python3.11/python3.11-minimal_3.11.2-6_arm64.deb", True),
+        ("mirror://pypi/p/packaging/packaging-26.3.tar.gz", True),
+        ("mirror://debian-security/pool/updates/main/p/python3.11/x.deb", False),
+        ("mirror://nosuchsite/x.tar.gz", False),
+    ],
+)
+def test_the_standin_knows_nixpkgs_mirror_sites(url: str, known: bool) -> None:
+    """nixpkgs' fetchurl throws "unknown mirror:// site" for a name its mirrors.nix lacks (for
+    one like "debian-security", not all letters, its builder fails instead): the stand-in
+    refuses both at evaluation (review, 7)."""
+    result = _standin_eval(
+        f'((standin "x86_64-linux").fetchurl {{ url = "{url}"; '
+        f'hash = "{_sri("0" * 64)}"; }}).drvPath'
+    )
+    if known:
+        assert result.returncode == 0, result.stderr
+    else:
+        site = url.split("/")[2]
+        assert result.returncode != 0 and f"unknown mirror:// site {site}" in result.stderr
+
+
+def _debian_layer_fetches(repo: Path, system: str) -> subprocess.CompletedProcess[str]:
+    return _standin_eval(
+        f'let pkgs = standin "{system}"; '
+        f"layer = pkgs.callPackage {repo}/layer {{ pybuild = pkgs.uv; "
+        f"layerDir = {repo}/examples/debian12-arm64; }}; in "
+        "map (f: { inherit (f) name url drvPath; }) "
+        "(layer.passthru.runtime ++ layer.passthru.compiler.passthru.files)"
+    )
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_debian_runtime_lock_is_fetched_by_url(system: str, tmp_path: Path) -> None:
+    """layer/default.nix on a Debian runtime's lock (examples/debian12-arm64, all from
+    debian-security, a site nixpkgs' mirrors.nix does not name): each file fetched from its
+    URL, and refused as `mirror://debian-security/...`."""
+    result = _debian_layer_fetches(REPO, system)
+    assert result.returncode == 0, result.stderr
+    lock = read_lock(REPO / "examples" / "debian12-arm64" / "lock.json")
+    compiler = lock.compiler(Arch(system.split("-", maxsplit=1)[0]))
+    assert compiler is not None
+    files = [*lock.runtime.files, *compiler.files]
+    fetches = json.loads(result.stdout)
+    assert [f["name"] for f in fetches] == [f.filename for f in files]
+    for fetch, file in zip(fetches, files, strict=True):
+        assert file.debian is not None
+        assert fetch["url"] == f"https://deb.debian.org/debian-security/{file.debian.path}"
+    mirrored = _edited_flake(
+        tmp_path,
+        [
+            (
+                "layer/default.nix",
+                '"https://deb.debian.org/debian-security/',
+                '"mirror://debian-security/',
+            )
+        ],
+    )
+    refused = _debian_layer_fetches(mirrored, system)
+    assert refused.returncode != 0
+    assert "unknown mirror:// site debian-security" in refused.stderr
 
 
 # --- The tool-dependency wheels ---------------------------------------------------------------
@@ -492,6 +831,36 @@ def test_tool_deps_script_chooses_by_tag_not_by_suffix() -> None:
     )
     assert script.choose_wheel(files[:2], "x86_64") is None
     assert script.NIXPKGS_GLIBC == NIXPKGS_GLIBC
+
+
+def test_the_standin_knows_what_each_pinned_file_holds() -> None:
+    """nixpkgs' hooks read a package's requirements from its unpacked wheel or sdist; the
+    stand-in, which cannot fetch them, reads tool-deps.json's record of them (its copy,
+    dists.json, keyed by each file's hash), so that it checks every pinned package's build
+    system and dependencies (review, 5). Both are written by scripts/nix-tool-deps.py."""
+    deps = json.loads((REPO / "nix" / "tool-deps.json").read_text())
+    for name, entry in deps.items():
+        assert isinstance(entry["requires_dist"], list), name
+        assert ("sdist" in entry) == ("build_system_requires" in entry), name
+    dists = json.loads((STANDIN / "dists.json").read_text())
+    assert dists == _tool_deps_script().standin_dists(deps)
+    assert deps["auditwheel"]["requires_dist"] == ["packaging>=20.9", "pyelftools>=0.24"]
+    assert deps["deflate"]["build_system_requires"] == ["scikit-build-core>=0.9"]
+
+
+def test_tool_deps_script_keeps_requirements_for_nixpkgs_python() -> None:
+    script = _tool_deps_script()
+    assert script.applicable(
+        [
+            "packaging>=20",
+            'tomli>=1; python_version < "3.11"',
+            'colorama; sys_platform == "win32"',
+            'pytest>=7; extra == "test"',
+            'typing-extensions>=4.4; python_version < "3.13"',
+        ]
+    ) == ["packaging>=20", "typing-extensions>=4.4"]
+    with pytest.raises(SystemExit, match="applies on one Linux system only"):
+        script.applicable(['lief; platform_machine == "x86_64"'])
 
 
 # --- --pinned-compiler: the lock's compiler, unpacked by other means ----------------------------
