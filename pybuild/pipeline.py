@@ -59,6 +59,10 @@ class BuildRequest:
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
+    """What `build` returns: the zip written, its report and report.json's path, the deployment
+    files (None when the profile is not a Lambda image), and how many times an ELF file was
+    parsed."""
+
     archive: ArchiveResult
     report: BuildReport
     report_path: Path
@@ -67,6 +71,8 @@ class BuildResult:
 
     @property
     def deployable(self) -> bool:
+        """Whether the zip is within every limit that fails the build; always true for a result
+        `build` returned, since it raises otherwise."""
         return self.report.zip.deployable
 
 
@@ -159,6 +165,14 @@ def assemble_tree(
 
 
 def build(request: BuildRequest, ui: Ui) -> BuildResult:
+    """Build the layer zip of `request` in a work directory under the cache: assemble, prune, strip,
+    verify, compile the bytecode, add the SBOM, write the zip, check its limits, write
+    ``<name>.report.json`` and ``.report.txt`` beside it, then the deployment files.
+
+    Raises `CheckError` (exit 1) when verify finds problems (no zip is written) or the zip is over a
+    limit that fails the build: that zip and its report are written as ``<name>.over-limit.*``, with
+    no deployment files, and ``<name>.zip`` stays as it was.
+    """
     layer, lock = request.layer, request.lock
     options = layer.options
     target = verify_target(lock.target.arch, lock.target.glibc, layer.profile)

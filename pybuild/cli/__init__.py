@@ -280,6 +280,8 @@ def _parser_doctor(sub: Subcommands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `pybuild` argument parser: one subcommand per command, each with its handler (a function
+    of `pybuild.cli.commands`) as the `handler` default."""
     parser = argparse.ArgumentParser(
         prog="pybuild",
         description="Build bit-reproducible AWS Lambda layers (python-build-standalone + pinned "
@@ -320,6 +322,13 @@ def _interrupted() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command of `argv` (default: ``sys.argv[1:]``) and return the exit code: the
+    handler's own (0 or 1), a `PybuildError`'s `exit_code` (printed as ``error: ...`` with its
+    details), 2 for any other `OSError`, 141 when the output pipe closed, 130 on Ctrl-C.
+
+    argparse exits by itself (`SystemExit`): 2 on a usage error, 0 after ``--help`` or
+    ``--version``.
+    """
     args = build_parser().parse_args(argv)
     ui = Ui(quiet=args.quiet)
     handler: Command = args.handler

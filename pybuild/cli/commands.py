@@ -27,6 +27,13 @@ def _require_files(*paths: Path) -> None:
 
 
 def lock(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild lock`: resolve the layer's requirements for its target with uv and write lock.json
+    (runtime, a bytecode compiler per build-host architecture, one wheel per distribution).
+
+    With ``--check``, only compare lock.json with requirements.txt and layer.toml, without the
+    network. Exit 0; a stale lock raises `CheckError` (exit 1), a missing or invalid one `LockError`
+    (exit 2).
+    """
     from pybuild.model.layerfile import load_layer
     from pybuild.model.lockfile import current_lock
     from pybuild.model.requirements import load_requirements
@@ -58,6 +65,10 @@ def lock(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def fetch(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild fetch`: put every input of lock.json into the cache (the runtime's files, the
+    compiler pinned for this host, every wheel), verified by sha256, and print how many were
+    downloaded, seeded from ``--from`` or already cached. lock.json is used as it is, not checked
+    against requirements.txt. Exit 0; what cannot be fetched raises `FetchError` (exit 2)."""
     from pybuild.model.layerfile import load_layer
     from pybuild.model.lockfile import read_lock
     from pybuild.pipeline import mirrors_of
@@ -108,6 +119,13 @@ def _sources(args: argparse.Namespace) -> Sources:
 
 
 def build(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild build`: build the layer zip from the current lock (fetching what the cache lacks)
+    into ``--out`` with its report and deployment files; then ``--check`` builds it again in another
+    process and environment and compares, and ``--smoke`` smoke-tests it.
+
+    Exit 0, or with ``--smoke`` 1 if a smoke check fails. A stale lock, problems found by verify, a
+    limit that fails the build and a ``--check`` difference raise `CheckError` (exit 1).
+    """
     from pybuild.model.layerfile import load_layer
     from pybuild.pipeline import BuildRequest, build, prepare
     from pybuild.stages.archive import zip_epoch
@@ -152,6 +170,13 @@ def build(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def prune_plan(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild prune-plan`: write the standard-library rule file generated from the layer's import
+    graph (`pybuild.tools.prune_plan`), and ``--report`` if given; print the reads of ``__doc__`` by
+    owner and a summary, and warn when ``[prune] rules`` does not name the file.
+
+    With ``--check`` the rule file is not written (the ``--report`` file still is): a stale one
+    raises `CheckError` (exit 1). Exit 0 otherwise.
+    """
     from pybuild.model.layerfile import load_layer
     from pybuild.pipeline import prepare
     from pybuild.support.cache import Cache, default_cache_dir
@@ -242,6 +267,10 @@ def _smoke(zip_path: Path, layer: object, args: argparse.Namespace, ui: Ui) -> i
 
 
 def smoke(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild smoke`: smoke-test a layer zip (`pybuild.smoke.runner`: its interpreter starts, the
+    imports and ``[smoke]`` commands run) and print PASS or FAIL for each check; with ``--trace``,
+    also write the files it loaded and list the largest subtrees never loaded. Exit 0 if every check
+    passed, 1 if one failed; a missing zip raises (exit 2)."""
     from pybuild.model.layerfile import load_layer
 
     _require_files(args.zip)
@@ -249,12 +278,17 @@ def smoke(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def invoke(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild invoke`: `pybuild.invoke.command.run`. Exit 0 if every invocation succeeded (with
+    ``--check``: every check passed), else 1."""
     from pybuild.invoke.command import run
 
     return run(args, ui)
 
 
 def diff(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild diff`: print the entries added, removed and changed between zips A and B, with the
+    kind of each change (printed even with ``--quiet``). Exit 0 if the zips are identical, 1 if they
+    differ; a missing zip raises (exit 2)."""
     from pybuild.tools.diff import diff_zips
 
     _require_files(args.a, args.b)
@@ -272,6 +306,8 @@ def diff(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def report(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild report`: print the size table of any layer zip on stdout (even with ``--quiet``).
+    Exit 0; a missing or unreadable zip raises (exit 2)."""
     from pybuild.stages.report import zip_table
 
     _require_files(args.zip)
@@ -280,6 +316,9 @@ def report(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def strip(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild strip`: strip the ELF files of the paths in place (directories recursively),
+    printing what became of each and the bytes saved. Exit 0, also when files were left as they were
+    (each is a warning); a path that does not exist raises (exit 2)."""
     missing = [str(p) for p in args.paths if not p.exists() and not p.is_symlink()]
     if missing:
         raise PybuildError(f"no such file or directory: {', '.join(missing)}")
@@ -307,6 +346,10 @@ def strip(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def verify(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild verify`: check every ELF file of a layer zip or directory against the target
+    (``--layer``'s, or ``--arch`` with ``--glibc``) and print each problem; ``--json`` also writes
+    the report. Exit 0 if every file fits, 1 if there are problems; a missing path, or ``--arch``
+    without ``--glibc`` or the reverse, raises (exit 2)."""
     if not args.path.exists():
         raise PybuildError(f"{args.path}: no such file or directory")
     if bool(args.arch) != bool(args.glibc):
@@ -356,6 +399,9 @@ def _verify_target(args: argparse.Namespace) -> tuple[VerifyTarget, str | None]:
 
 
 def doctor(args: argparse.Namespace, ui: Ui) -> int:
+    """`pybuild doctor`: check that this machine can lock, build and smoke-test the layer, one line
+    per check: PASS, FAIL, or "note" for an optional check that failed. Exit 0 if no required check
+    failed, else 1."""
     from pybuild.model.layerfile import load_layer
     from pybuild.support.cache import Cache, default_cache_dir
     from pybuild.tools.doctor import diagnose, problems

@@ -76,6 +76,7 @@ class PinnedUrl:
 
     @property
     def filename(self) -> str:
+        """The file's name: the last segment of the URL's path, percent-decoded."""
         return urllib.parse.unquote(urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1])
 
 
@@ -172,6 +173,8 @@ class Layer:
 
     @property
     def lock_path(self) -> Path:
+        """lock.json, beside the layer.toml that was loaded (with `extends`: the extending file's,
+        not its base's)."""
         return self.path.parent / "lock.json"
 
 
@@ -189,10 +192,13 @@ class _Table:
         return f"{self._prefix}{key}"
 
     def problem(self, key: str, text: str) -> None:
+        """Record a problem with `key` (under the table's prefix); the table has then failed."""
         self.failed = True
         self._problems.append(f"{self._key(key)}: {text}")
 
     def get(self, key: str, kind: type, what: str) -> Any:
+        """The value of a required `key` if it is a `kind` (true or false is not an int); else None,
+        with "missing (`what`)" or the wrong type recorded."""
         self._seen.add(key)
         if key not in self._data:
             self.problem(key, f"missing ({what})")
@@ -205,6 +211,8 @@ class _Table:
         return value
 
     def optional(self, key: str, kind: type, default: Any = None) -> Any:
+        """The value of `key` if it is a `kind`; `default` if it is absent or of another type (then
+        recorded)."""
         if key not in self._data:
             self._seen.add(key)
             return default
@@ -212,6 +220,8 @@ class _Table:
         return default if value is None else value
 
     def choice(self, key: str, kind: type[enum.StrEnum], default: enum.StrEnum) -> Any:
+        """The value of `key` as a member of the enum `kind`; `default` if it is absent or not one
+        of its values (then recorded)."""
         text = self.optional(key, str, default.value)
         try:
             return kind(text)
@@ -228,20 +238,26 @@ class _Table:
         return tuple(values)
 
     def optional_table(self, key: str) -> _Table:
+        """The sub-table `key`; an empty one if it is absent or not a table (then recorded)."""
         value = self.optional(key, dict, {})
         return _Table(value, f"{self._key(key)}.", self._problems)
 
     def table(self, key: str, what: str) -> _Table | None:
+        """The required sub-table `key`; None if it is missing or not a table (then recorded, with
+        `what`)."""
         value = self.get(key, dict, what)
         return None if value is None else _Table(value, f"{self._key(key)}.", self._problems)
 
     def has(self, key: str) -> bool:
+        """Whether `key` is present (it is not marked as read)."""
         return key in self._data
 
     def keys(self) -> list[str]:
+        """The keys present, in the file's order (not marked as read)."""
         return list(self._data)
 
     def finish(self) -> None:
+        """Record every key that nothing read as an unknown key; call it once the table is read."""
         for key in sorted(set(self._data) - self._seen):
             self.problem(key, "unknown key")
 
@@ -324,6 +340,8 @@ def load_layer(path: Path) -> Layer:
 
 
 def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
+    """A `Layer` from the table of the layer.toml at `path` (`extends` already merged in); relative
+    paths are taken from `path`'s directory. Raises `ConfigError` naming every bad key at once."""
     problems: list[str] = []
     top = _Table(raw, "", problems)
 

@@ -49,6 +49,8 @@ class Compiler:
     how: str  # "native", "qemu-aarch64-static (...)", "--pinned-compiler" or "--python"
 
     def describe(self) -> str:
+        """One line for the report and error messages: the version and the pinned files with `how`,
+        or for ``--python`` the interpreter and "compiler not pinned"."""
         if self.pinned is None:
             return f"CPython {self.version} from --python {self.command[-1]} (compiler not pinned)"
         files = ", ".join(f.filename for f in self.pinned.files)
@@ -195,6 +197,8 @@ def handed_over(lock: Lock, interpreter: str) -> Compiler:
 
 
 def emulator(arch: Arch) -> str | None:
+    """The qemu user-mode emulator for `arch` on PATH: ``qemu-<arch>-static``, else ``qemu-<arch>``;
+    None if there is neither."""
     return shutil.which(f"qemu-{arch.value}-static") or shutil.which(f"qemu-{arch.value}")
 
 

@@ -130,6 +130,11 @@ class BytecodeError(PybuildError):
 
 @dataclass(frozen=True, slots=True)
 class BytecodeResult:
+    """What the bytecode stage did: its compiler, mode and `debug_ranges` (whether PEP 657 column
+    positions were kept), how many modules were compiled, those that failed (layer-relative path,
+    error: shipped as source only), the runtime's magic number (hex) and how many modules were
+    compiled without docstrings."""
+
     compiler: Compiler
     mode: BytecodeMode
     debug_ranges: bool

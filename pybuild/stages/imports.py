@@ -211,6 +211,7 @@ class ModuleFile:
 
     @property
     def extension(self) -> bool:
+        """Whether it is an extension module (its file is not a .py)."""
         return not self.path.endswith(".py")
 
 
@@ -238,6 +239,9 @@ class DynamicImport:
 
 @dataclass(frozen=True, slots=True)
 class DocRead:
+    """A read of ``__doc__`` in a module's code: its line and that source line (stripped, at most
+    160 characters)."""
+
     line: int
     text: str  # the source line
 
@@ -266,6 +270,8 @@ class Reason:
     how: str = "import"  # "import", "package" (the package of `importer`), "native"
 
     def describe(self) -> str:
+        """The reason as a phrase: the root's own words, "imported by M (line N)", "the package of
+        M" or "named in the native code of M"."""
         if self.root is not None:
             return self.root
         if self.how == "package":
@@ -287,6 +293,11 @@ class Fallback:
 
 @dataclass
 class ImportGraph:
+    """A layer's modules, what each one's code says, and the edges between them (`build_graph`).
+    `native` starts empty: the caller fills it from `native_imports`. `unresolved` holds each
+    module's imports that name no module or package of the layer, nor one in `builtins`; `fallbacks`
+    the imports in ``except ImportError:`` that were not followed."""
+
     modules: dict[str, ModuleFile]
     scans: dict[str, ModuleScan]
     builtins: frozenset[str] = frozenset()  # sys.builtin_module_names of the compiler
@@ -296,9 +307,11 @@ class ImportGraph:
     fallbacks: dict[str, list[Fallback]] = field(default_factory=dict)
 
     def dynamic(self) -> list[tuple[str, DynamicImport]]:
+        """Every import by a computed name with its module, by module then line."""
         return [(m, d) for m in sorted(self.scans) for d in self.scans[m].dynamic]
 
     def doc_reads(self) -> list[tuple[str, DocRead]]:
+        """Every read of ``__doc__`` with its module, by module then line."""
         return [(m, r) for m in sorted(self.scans) for r in self.scans[m].doc_reads]
 
 
@@ -312,6 +325,8 @@ class RootRule:
 
 @cache
 def default_roots() -> tuple[RootRule, ...]:
+    """The rules of `pybuild/data/import-roots.toml`: modules kept although no import names them.
+    Read once."""
     text = (
         importlib.resources.files("pybuild").joinpath("data/import-roots.toml").read_text("utf-8")
     )

@@ -54,11 +54,16 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One prune rule: its name as the report shows it, whose files it may remove (``"runtime"``,
+    ``"wheels"``, ``"any"`` or a distribution's name) and its compiled globs."""
+
     name: str
     owner: str  # "runtime", "wheels", "any", or a distribution name
     patterns: tuple[re.Pattern[str], ...]
 
     def applies(self, path: str, owner: Owner) -> bool:
+        """Whether the rule removes the file at `path` (layer-relative) owned by `owner`: the owner
+        fits and a glob matches. ``[prune] keep`` is for the caller to apply."""
         if self.owner == "wheels" and owner.kind is not OwnerKind.WHEEL:
             return False
         if self.owner == "runtime" and owner != RUNTIME:

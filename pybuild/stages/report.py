@@ -33,17 +33,26 @@ DIRECTORIES = "(directories)"
 
 @dataclass(frozen=True, slots=True)
 class StageSize:
+    """The tree after one build stage (assemble, prune, strip, bytecode): its files and links, and
+    their bytes (a link counts its target's length); report.json's ``stages`` and report.txt's "tree
+    size after each stage"."""
+
     stage: str
     files: int
     bytes: int
 
 
 def stage_size(tree: Tree, stage: str) -> StageSize:
+    """The tree's size now, recorded as after `stage`."""
     return StageSize(stage, len(tree.entries), tree.total_size())
 
 
 @dataclass(frozen=True, slots=True)
 class ZipSummary:
+    """The zip written: file name, sha256, size in bytes, entries, unpacked bytes, the entries'
+    timestamp (epoch seconds) and whether it is deployable; report.json's ``zip`` and the first
+    lines of report.txt (all but the timestamp)."""
+
     file: str
     sha256: str
     bytes: int
@@ -67,6 +76,11 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class LimitReport:
+    """One size limit and where the zip stands: measure ("zipped" or "unzipped"), kind ("lambda" or
+    "goal"), limit and actual size in bytes, gap (bytes left; negative: over), whether being over
+    fails the build, and whether it is over; report.json's ``limits`` and a line each in
+    report.txt."""
+
     measure: str
     kind: str
     limit: int
@@ -78,6 +92,9 @@ class LimitReport:
 
 @dataclass(frozen=True, slots=True)
 class FileSize:
+    """One of the largest files of the zip: path, owner, unpacked and zipped bytes; report.json's
+    ``largest_files`` (the 20 largest zipped) and report.txt's table (the first 10)."""
+
     path: str
     owner: str
     bytes: int
@@ -86,6 +103,10 @@ class FileSize:
 
 @dataclass(frozen=True, slots=True)
 class RuleTotal:
+    """How many files and bytes one rule removed (a prune rule, or the runtime's own removals while
+    assembling); report.json's ``removed_by_rule`` and report.txt's "removed" table, most bytes
+    first."""
+
     rule: str
     files: int
     bytes: int
@@ -93,6 +114,9 @@ class RuleTotal:
 
 @dataclass(frozen=True, slots=True)
 class RemovedFile:
+    """One removed file: layer-relative path, size in bytes, and the rule that removed it;
+    report.json's ``removed`` (report.txt has only the totals per rule)."""
+
     path: str
     bytes: int
     rule: str
@@ -100,6 +124,10 @@ class RemovedFile:
 
 @dataclass(frozen=True, slots=True)
 class StripEntry:
+    """What stripping did to one ELF file: layer-relative path, status ("stripped",
+    "already-stripped" or "refused"), bytes before and after, and why it was not stripped (or "");
+    report.json's ``strip``. report.txt gives the bytes saved and each file refused."""
+
     path: str
     status: str
     bytes_before: int
@@ -109,6 +137,10 @@ class StripEntry:
 
 @dataclass(frozen=True, slots=True)
 class VerifySummary:
+    """The ELF check of the tree: how many ELF files, the manylinux policy and system profile they
+    were checked against, and the number of problems (0 in a build, which stops at any);
+    report.json's ``verify`` only."""
+
     elf_files: int
     policy: str
     profile: str
@@ -117,6 +149,11 @@ class VerifySummary:
 
 @dataclass(frozen=True, slots=True)
 class BytecodeSummary:
+    """The bytecode stage: mode, modules compiled, the compiler (`Compiler.describe` if the lock
+    pins it, else "compiler not pinned"), its version, whether it is pinned, the magic number (hex),
+    and the modules left as source (path, error); report.json's ``bytecode`` and one line of
+    report.txt."""
+
     mode: str
     compiled: int
     compiler: str  # describe(): the pinned files or "not pinned"
@@ -128,12 +165,24 @@ class BytecodeSummary:
 
 @dataclass(frozen=True, slots=True)
 class Link:
+    """A symbolic link (zip name) and its target as the link says it; report.json's
+    ``symlinks_dropped`` and ``symlinks_copied``, and a line of report.txt for each kind."""
+
     link: str
     target: str
 
 
 @dataclass(frozen=True, slots=True)
 class BuildReport:
+    """Everything a build reports about its zip, a pure function of the build's inputs: written
+    field by field as ``<name>.report.json`` and rendered as ``<name>.report.txt``
+    (`render_build_report`).
+
+    `runtime_share` is the runtime's `Part` (None if the zip holds none of its files). `settings`
+    (the options that decide the bytes) and `tools` (the byte-deciding tools' versions), like
+    `removed` and `verify`, are in report.json only.
+    """
+
     name: str
     zip: ZipSummary
     runtime_share: Part | None
@@ -186,6 +235,9 @@ def build_report(
     settings: Mapping[str, Any],
     tools: Mapping[str, str],
 ) -> BuildReport:
+    """The report of a build from what its stages returned. `owner_of` maps layer-relative paths to
+    their owners; `root` is the tree the strip results' paths are under; `deployable` is false when
+    the zip is over a limit that fails the build."""
     totals: dict[str, list[int]] = {}
     for removal in removals:
         rule = totals.setdefault(removal.rule, [0, 0])

@@ -57,6 +57,10 @@ DEFAULT_NAME = "prune-stdlib.toml"
 
 @dataclass(frozen=True, slots=True)
 class PrunePlan:
+    """A generated rule file and its evidence: where it goes, its text, the import graph, why each
+    kept module is kept, the standard-library modules it removes, and those kept only because a
+    trace loaded them (now or in an earlier plan)."""
+
     path: Path  # where the rule file goes
     text: str  # the rule file
     graph: ImportGraph
@@ -168,6 +172,14 @@ def make_plan(
     out: Path | None = None,
     traces: Sequence[Path] = (),
 ) -> PrunePlan:
+    """Compute the rule file without writing it. The layer is assembled in a work directory under
+    the cache, pruned by every rule but the generated file, its imports read with `compiler` and
+    followed from the roots. `out` chooses the file (`generated_rule_file`); the modules of `traces`
+    and those the file already records (``[plan] traced``) are roots too.
+
+    Raises `ConfigError` if the file to write is ambiguous, or a trace or the previous plan cannot
+    be read.
+    """
     target = generated_rule_file(layer, out)
     others = [p for p in layer.prune.rules if p.resolve() != target.resolve()]
     config = dataclasses.replace(layer.prune, rules=tuple(others))
