@@ -69,12 +69,6 @@ class BuildResult:
     deploy: DeployFiles | None
     elf_parses: int  # how often an ELF file was parsed (at most twice each: see the tests)
 
-    @property
-    def deployable(self) -> bool:
-        """Whether the zip is within every limit that fails the build; always true for a result
-        `build` returned, since it raises otherwise."""
-        return self.report.zip.deployable
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sources:
@@ -88,6 +82,7 @@ class Sources:
     pinned_compiler: str | None = None  # --pinned-compiler: the lock's, unpacked elsewhere
     emulate_compiler: bool = False
     sysroot: Path | None = None
+    jobs: int = 4  # parallel downloads
 
 
 def mirrors_of(layer: Layer, lock: Lock) -> dict[str, str]:
@@ -122,6 +117,7 @@ def prepare(
         ui=ui,
         offline=sources.offline,
         seed_dir=sources.seed_dir,
+        jobs=sources.jobs,
     )
     files = {f.artifact.want.sha256: f.path for f in fetched}
     compiler = select_compiler(

@@ -99,3 +99,18 @@ def test_workflows_run_commands_that_exist() -> None:
         layer = getattr(args, "layer", None)
         if layer is not None:
             assert (REPO / layer).is_file(), f"{name}: no {layer}"
+
+
+@pytest.mark.parametrize("command", ["build", "prune-plan"])
+def test_sources_take_every_option(command: str, tmp_path: Path) -> None:
+    """What `build` and `prune-plan` accept reaches `prepare` (a parsed option nobody reads is a
+    lie in --help)."""
+    from pybuild.cli import build_parser
+    from pybuild.cli.commands import _sources
+
+    args = build_parser().parse_args(
+        [command, "--jobs", "2", "--offline", "--from", str(tmp_path), "--emulate-compiler"]
+    )
+    sources = _sources(args)
+    assert (sources.jobs, sources.offline, sources.seed_dir) == (2, True, tmp_path)
+    assert sources.emulate_compiler

@@ -252,6 +252,22 @@ def test_extends_merges_tables_and_replaces_the_runtime(tmp_path: Path) -> None:
     assert layer.requirements.resolve() == (tmp_path / "base" / "requirements.txt").resolve()
 
 
+def test_an_inherited_keyring_stays_relative_to_its_file(tmp_path: Path) -> None:
+    (tmp_path / "base" / "keys").mkdir(parents=True)
+    (tmp_path / "base" / "keys" / "archive.gpg").write_bytes(b"keyring")
+    head, _, _ = GOOD.replace('glibc = "2.34"', 'glibc = "2.36"').partition("[runtime]")
+    (tmp_path / "base" / "layer.toml").write_text(
+        head + '[runtime]\nprovider = "debian"\nsuite = "bookworm"\nkeyring = "keys/archive.gpg"\n'
+    )
+    child = tmp_path / "child" / "layer.toml"
+    child.parent.mkdir()
+    child.write_text('extends = "../base/layer.toml"\nname = "child"\n')
+    runtime = load_layer(child).runtime
+    assert isinstance(runtime, DebianRuntime)
+    assert runtime.keyring is not None
+    assert runtime.keyring.resolve() == tmp_path / "base" / "keys" / "archive.gpg"
+
+
 def test_extends_loops_and_missing_parents(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
     (tmp_path / "b.toml").write_text('extends = "a.toml"\n')

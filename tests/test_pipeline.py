@@ -28,7 +28,7 @@ from helpers import (
     make_wheel,
     write_layer,
 )
-from pybuild.errors import CheckError
+from pybuild.errors import CheckError, ConfigError
 from pybuild.model.layerfile import load_layer
 from pybuild.pipeline import BuildRequest, BuildResult, build
 from pybuild.stages.archive import DEFAULT_EPOCH, zip_epoch
@@ -248,7 +248,7 @@ def test_goal_is_reported_and_fails_only_when_strict(
     first = builder()
     previous = (tmp_path / "dist" / "testlayer.zip").read_bytes()
     over = builder(extra="[budgets]\nzip_bytes = 1000\n")
-    assert over.deployable and over.archive.path.name == "testlayer.zip"
+    assert over.report.zip.deployable and over.archive.path.name == "testlayer.zip"
     goal = next(lim for lim in over.report.limits if lim.kind == "goal")
     assert goal.over and not goal.fails_build and goal.gap == 1000 - first.archive.size
     with pytest.raises(
@@ -294,6 +294,22 @@ def test_include_the_layers_own_code(builder: Builder, tmp_path: Path) -> None:
     builder(extra='[include]\nsite_packages = ["bridge/bridge.py"]\n')
     with zipfile.ZipFile(tmp_path / "dist" / "testlayer.zip") as archive:
         assert f"{SITE}/__pycache__/bridge.cpython-311.pyc" in archive.namelist()
+
+
+def test_rule_files_apply_by_owner_and_name_only_known_owners(
+    builder: Builder, tmp_path: Path
+) -> None:
+    rules = tmp_path / "layer" / "rules.toml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text(
+        '[[rules]]\nname = "the cli"\nowner = "app"\npaths = ["{site_packages}/app/cli.py"]\n'
+    )
+    result = builder(extra=f'[prune]\nrules = ["{rules.name}"]\n')
+    removed = {r.path: r.rule for r in result.report.removed}
+    assert removed[f"{SITE}/app/cli.py"] == "rules.toml: the cli"
+    rules.write_text(rules.read_text().replace('owner = "app"', 'owner = "ap"'))
+    with pytest.raises(ConfigError, match="owner 'ap' is none of any, wheels, runtime"):
+        builder(extra=f'[prune]\nrules = ["{rules.name}"]\n')
 
 
 def test_deployment_files_follow_the_profile(builder: Builder, tmp_path: Path) -> None:

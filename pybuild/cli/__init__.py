@@ -158,7 +158,8 @@ def _parser_prune_plan(sub: Subcommands) -> None:
     p.add_argument(
         "--check",
         action="store_true",
-        help="write nothing; exit 1 if the rule file is not what this command would write",
+        help="write no rule file (only --report's evidence, if asked for); exit 1 if the rule "
+        "file is not what this command would write",
     )
     p.set_defaults(handler=commands.prune_plan)
 

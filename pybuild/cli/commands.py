@@ -115,6 +115,7 @@ def _sources(args: argparse.Namespace) -> Sources:
         pinned_compiler=args.pinned_compiler,
         emulate_compiler=args.emulate_compiler,
         sysroot=args.sysroot,
+        jobs=args.jobs,
     )
 
 

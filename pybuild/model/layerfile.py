@@ -36,6 +36,7 @@ _PATH_KEYS = (
     ("smoke", "scripts"),
     ("include", "site_packages"),
     ("prune", "rules"),
+    ("runtime", "keyring"),
 )
 
 # AWS Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped (function + all layers).

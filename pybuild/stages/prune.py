@@ -153,6 +153,11 @@ def build_rules(config: PruneConfig, tree: Tree, distributions: set[str]) -> lis
         except OSError as err:
             raise ConfigError(f"[prune] rules: {path}: {err.strerror or err}") from None
         for name, owner, paths in _rule_file(text, str(path)):
+            if owner not in ("any", "wheels", "runtime") and owner not in distributions:
+                raise ConfigError(
+                    f"[prune] rules: {path}: rule {name!r}: owner {owner!r} is none of any, "
+                    "wheels, runtime or a distribution of this layer"
+                )
             rules.append(Rule(f"{path.name}: {name}", owner, compile_all(paths)))
     if config.drop:
         rules.append(Rule("layer.toml [prune] drop", "any", compile_all(config.drop)))
