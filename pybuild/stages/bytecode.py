@@ -63,13 +63,22 @@ def is_string(statement):
     return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
             and isinstance(statement.value.value, str))
 
+def statements(node):
+    # Every statement below `node`: classes and functions are statements, so only the bodies of
+    # statements are walked, never an expression (most of a tree's nodes).
+    yield node
+    for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+        for child in getattr(node, field, None) or ():
+            if isinstance(child, ast.AST):
+                yield from statements(child)
+
 def without_docstrings(tree):
     # The docstring goes, and the string statements right after it (the next would become the
     # docstring; on their own they compile to nothing but a line number). A body that was
     # nothing else gets a `pass` where the code object's other instructions already are (a
     # function's first line, a class's or module's first string), so the line table gains no
     # line the original did not have.
-    for node in ast.walk(tree):
+    for node in list(statements(tree)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
             if not body or not is_string(body[0]):
