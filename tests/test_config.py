@@ -10,6 +10,7 @@ from pybuild.errors import ConfigError
 from pybuild.model.layerfile import Budgets, DebianRuntime, PbsRuntime, Provider, load_layer
 from pybuild.model.target import Arch
 from pybuild.model.versions import GlibcVersion
+from pybuild.smoke.runner import command_label
 
 GOOD = """\
 name = "demo"
@@ -318,3 +319,10 @@ def test_debian_runtime_keys(tmp_path: Path) -> None:
     assert load_layer(layer_path).runtime == DebianRuntime(
         suite="bookworm", mirrors=(("debian", "https://mirror.example/debian"),)
     )
+
+
+def test_smoke_command_labels_keep_snippets_that_start_alike_apart() -> None:
+    assert command_label("import litellm") == "import litellm"
+    assert command_label("\nimport litellm\nassert litellm\n\n") == "import litellm (2 lines)"
+    assert command_label("x = '" + "a" * 80 + "'") == "x = '" + "a" * 52 + "..."
+    assert command_label("  \n") == "(empty)"

@@ -342,10 +342,12 @@ def run_checks(layer: Path, spec: SmokeSpec) -> SmokeResult:
 
 
 def command_label(code: str) -> str:
-    """A short name for a `[smoke] commands` snippet: its first non-empty line."""
+    """A short name for a `[smoke] commands` snippet: its first non-empty line, and how many
+    lines it has when there are more (two snippets that start alike stay apart)."""
     lines = [line.strip() for line in code.splitlines() if line.strip()]
     first = lines[0] if lines else "(empty)"
-    return first if len(first) <= 60 else first[:57] + "..."
+    first = first if len(first) <= 60 else first[:57] + "..."
+    return first if len(lines) <= 1 else f"{first} ({len(lines)} lines)"
 
 
 def smoke_zip(zip_path: Path, spec: SmokeSpec, work_parent: Path) -> SmokeResult:
