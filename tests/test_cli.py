@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from pybuild.support.cache import default_cache_dir
 
 
 def _run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -50,10 +51,23 @@ def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     bad.write_text('name = "x"\n[target]\narch = 1\n')
     result = _run("lock", "--layer", str(bad))
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"error: {bad}: ")
-    assert "target.arch: expected a string, got int 1" in result.stderr
+    # several problems: a one-line summary, then one problem per line
+    first, *problems = result.stderr.splitlines()
+    assert first == f"error: {bad}: 5 problems"
+    assert "  target.arch: expected a string, got int 1" in problems
+    assert len(problems) == 5 and all(p.startswith("  ") and ": " in p for p in problems)
     assert "Traceback" not in result.stderr
+
+    (tmp_path / "requirements.txt").write_text("pyyaml==6.0.3\n")
+    bad.write_text(
+        'name = "x"\nrequirements = "requirements.txt"\n'
+        '[target]\narch = 1\nglibc = "2.34"\npython = "3.11"\n'
+        '[runtime]\npython_version = "3.11.15"\nrelease = "20260414"\n'
+        'flavor = "install_only_stripped"\n'
+    )
+    result = _run("lock", "--layer", str(bad))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {bad}: target.arch: expected a string, got int 1\n"
 
 
 def test_missing_layer_file(tmp_path: Path) -> None:
@@ -114,3 +128,17 @@ def test_sources_take_every_option(command: str, tmp_path: Path) -> None:
     sources = _sources(args)
     assert (sources.jobs, sources.offline, sources.seed_dir) == (2, True, tmp_path)
     assert sources.emulate_compiler
+
+
+def test_no_committed_file_holds_a_path_of_this_machine() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    machine = [str(REPO).encode(), str(default_cache_dir()).encode()]
+    holding = [
+        name.decode()
+        for name in listed
+        if name and (REPO / name.decode()).is_file()
+        if any(path in (REPO / name.decode()).read_bytes() for path in machine)
+    ]
+    assert holding == [], f"these files name {[p.decode() for p in machine]}"

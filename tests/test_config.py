@@ -41,7 +41,8 @@ def _error(tmp_path: Path, text: str) -> str:
         _load(tmp_path, text)
     message = str(info.value)
     assert "\n" not in message
-    return message
+    assert not info.value.details or message.endswith(f": {len(info.value.details)} problems")
+    return "\n".join((message, *info.value.details))
 
 
 def test_reference_layer_is_valid() -> None:
@@ -326,3 +327,13 @@ def test_smoke_command_labels_keep_snippets_that_start_alike_apart() -> None:
     assert command_label("\nimport litellm\nassert litellm\n\n") == "import litellm (2 lines)"
     assert command_label("x = '" + "a" * 80 + "'") == "x = '" + "a" * 52 + "..."
     assert command_label("  \n") == "(empty)"
+
+
+def test_the_quick_starts_layer_file_is_valid(tmp_path: Path) -> None:
+    text = (REPO / "docs" / "quickstart.md").read_text()
+    starter = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "requirements.txt").write_text("pyyaml==6.0.3\n")
+    (tmp_path / "layer.toml").write_text(starter)
+    layer = load_layer(tmp_path / "layer.toml")
+    assert isinstance(layer.runtime, PbsRuntime) and layer.runtime.archive is None
+    assert layer.smoke.commands == ("import yaml",)

@@ -54,4 +54,5 @@ def test_rejected(text: str, expected: str) -> None:
 def test_all_problems_at_once() -> None:
     with pytest.raises(ConfigError) as info:
         parse_requirements("a>=1\nb\n", "req.txt")
-    assert "req.txt:1:" in str(info.value) and "req.txt:2:" in str(info.value)
+    assert str(info.value) == "req.txt: 2 problems"
+    assert [line.split(": ")[0] for line in info.value.details] == ["req.txt:1", "req.txt:2"]

@@ -363,7 +363,9 @@ def parse_layer(raw: dict[str, Any], path: Path) -> Layer:
     top.finish()
 
     if problems:
-        raise ConfigError(f"{path}: " + "; ".join(problems))
+        if len(problems) == 1:
+            raise ConfigError(f"{path}: {problems[0]}")
+        raise ConfigError(f"{path}: {len(problems)} problems", problems)
     assert target is not None and runtime is not None and profile is not None  # noqa: S101
     return Layer(
         path=path,

@@ -115,7 +115,9 @@ def parse_requirements(text: str, source: str) -> list[Pin]:
             continue
         pins[(pin.name, pin.marker)] = pin
     if problems:
-        raise ConfigError("; ".join(problems))
+        if len(problems) == 1:
+            raise ConfigError(problems[0])
+        raise ConfigError(f"{source}: {len(problems)} problems", problems)
     if not pins:
         raise ConfigError(f"{source}: no requirements")
     return sorted(pins.values(), key=lambda p: (p.name, p.marker or ""))

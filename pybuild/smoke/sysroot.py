@@ -261,7 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cache-dir",
         type=Path,
         default=None,
-        help="cache directory (default: $PYBUILD_CACHE_DIR or ~/.cache/pybuild)",
+        help=(
+            "cache directory (default: $PYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/pybuild, "
+            "else ~/.cache/pybuild)"
+        ),
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the path")
     args = parser.parse_args(argv)
