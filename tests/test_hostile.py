@@ -444,9 +444,11 @@ def test_verify_json_to_a_read_only_place(case: Case) -> None:
 
 def test_a_closed_pipe_ends_quietly(case: Case, tmp_path: Path) -> None:
     a, b = tmp_path / "a.zip", tmp_path / "b.zip"
-    for path, count in ((a, 200), (b, 200)):
+    # far more output than a pipe holds (64 KiB), so that pybuild is still writing when head
+    # has gone, however the two are scheduled
+    for path in (a, b):
         with zipfile.ZipFile(path, "w") as archive:
-            for i in range(count):
+            for i in range(5000):
                 archive.writestr(f"f{i}.txt", f"{path.name} {i}\n")
     command = f"{shlex.quote(sys.executable)} -m pybuild diff {a} {b} | head -n 2"
     result = subprocess.run(
