@@ -94,6 +94,20 @@ def test_invalid_lock_names_the_field(mutate: Any, expected: str) -> None:
     assert expected in str(info.value)
 
 
+@pytest.mark.parametrize("bad", ["../{}", "sub/{}", "\0{}", "{}\0", "..", "."])
+def test_a_wheel_filename_is_one_path_segment(bad: str) -> None:
+    # the name is a file of the cache and of a work directory, as a runtime file's name is:
+    # refused as such, whatever packaging would make of it
+    for field in ("wheels", "runtime"):
+        data = copy.deepcopy(_reference())
+        entry = data["wheels"][0] if field == "wheels" else data["runtime"]["files"][0]
+        entry["filename"] = bad.format(entry["filename"])
+        with pytest.raises(LockError) as info:
+            Lock.from_dict(data, "x")
+        path = "wheels[0]" if field == "wheels" else "runtime.files[0]"
+        assert str(info.value) == f"x: {path}.filename: {entry['filename']!r} is not a file name"
+
+
 def test_unreadable_lock(tmp_path: Path) -> None:
     with pytest.raises(LockError, match="run `pybuild lock` first"):
         read_lock(tmp_path / "lock.json")

@@ -209,6 +209,13 @@ class _Where:
             self.fail(path, f"{text!r} is not 64 lowercase hex digits")
         return text
 
+    def file_name(self, value: object, path: str) -> str:
+        """A name the file is stored under in the cache and a work directory: one path segment."""
+        text = self.string(value, path)
+        if "/" in text or "\0" in text or text in (".", ".."):
+            self.fail(path, f"{text!r} is not a file name")
+        return text
+
     def size(self, value: object, path: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             self.fail(path, f"expected a positive integer, got {value!r}")
@@ -250,11 +257,8 @@ def _file(where: _Where, value: object, path: str) -> LockedFile:
     url = where.string(obj["url"], f"{path}.url") if "url" in obj else None
     if (url is None) == (debian is None):
         where.fail(path, "needs exactly one of url and debian")
-    filename = where.string(obj.get("filename"), f"{path}.filename")
-    if "/" in filename or filename in (".", ".."):
-        where.fail(f"{path}.filename", f"{filename!r} is not a file name")
     return LockedFile(
-        filename=filename,
+        filename=where.file_name(obj.get("filename"), f"{path}.filename"),
         sha256=where.sha256(obj.get("sha256"), f"{path}.sha256"),
         size=where.size(obj.get("size"), f"{path}.size"),
         url=url,
@@ -289,7 +293,7 @@ def _wheel(where: _Where, item: object, path: str) -> LockedWheel:
     wheel = LockedWheel(
         name=canonicalize_name(where.string(obj.get("name"), f"{path}.name")),
         version=where.string(obj.get("version"), f"{path}.version"),
-        filename=where.string(obj.get("filename"), f"{path}.filename"),
+        filename=where.file_name(obj.get("filename"), f"{path}.filename"),
         sha256=where.sha256(obj.get("sha256"), f"{path}.sha256"),
         size=where.size(obj.get("size"), f"{path}.size"),
     )
