@@ -15,7 +15,6 @@ found through the user's index at fetch time.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from pybuild.model.layerfile import DebianRuntime, Layer, PbsRuntime, Provider
 from pybuild.model.requirements import Pin
 from pybuild.model.target import Arch, Target
 from pybuild.model.versions import GlibcVersion, PythonVersion
+from pybuild.support.inputs import parse_json, read_failure, read_input
 from pybuild.support.jsonout import dumps_stable
 
 LOCK_VERSION = 2
@@ -403,14 +403,14 @@ def stale_reasons(layer: Layer, pins: list[Pin], lock: Lock) -> list[str]:
 def read_lock(path: Path) -> Lock:
     """Read and validate a lock.json; LockError if it is missing, unreadable or not valid."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path)
     except FileNotFoundError:
         raise LockError(f"{path}: no such file; run `pybuild lock` first") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise LockError(f"{path}: cannot read: {err}") from None
+        raise LockError(f"{path}: cannot read: {read_failure(err)}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
+        data = parse_json(text)
+    except ValueError as err:
         raise LockError(f"{path}: invalid JSON: {err}") from None
     return Lock.from_dict(data, str(path))
 
