@@ -12,12 +12,13 @@ import hashlib
 import html
 import io
 import json
+import os
 import platform
 import sys
 import tarfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +36,7 @@ from pybuild.model.lockfile import (
 from pybuild.model.requirements import load_requirements
 from pybuild.runtimes.compiler import Compiler
 from pybuild.support.cache import file_sha256
+from pybuild.support.inputs import MAX_INPUT_BYTES
 
 
 def sha256_of(path: Path) -> str:
@@ -433,3 +435,27 @@ def write_fixture_lock(layer_path: Path, runtime: Path, wheels: list[Path]) -> L
     lock, _ = fixture_lock(load_layer(layer_path), runtime, wheels)
     (layer_path.parent / "lock.json").write_text(lock.to_json(), encoding="utf-8")
     return lock
+
+
+def check_reads_only_regular_files(
+    path: Path, load: Callable[[Path], object], error: type[Exception]
+) -> None:
+    """`load(path)` refuses with `error`, saying why in one line naming `path`, what it must not
+    read: a FIFO (opening it would wait for a writer forever), a link to ``/dev/zero`` (never
+    ends), a file over `MAX_INPUT_BYTES`, bytes that are not UTF-8."""
+    import pytest
+
+    def refused(reason: str) -> None:
+        with pytest.raises(error) as info:
+            load(path)
+        assert str(info.value) == f"{path}: cannot read: {reason}"
+        path.unlink()
+
+    os.mkfifo(path)
+    refused("not a regular file (a FIFO)")
+    path.symlink_to("/dev/zero")
+    refused("not a regular file (a character device)")
+    path.write_bytes(b"#" * (MAX_INPUT_BYTES + 1))
+    refused("larger than 16,777,216 bytes")
+    path.write_bytes(b"#\xff")
+    refused("not UTF-8 text (byte 0xff at offset 1)")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from helpers import make_wheel, write_fixture_lock, write_layer
 from pybuild.support.cache import default_cache_dir
 
 
@@ -80,6 +81,55 @@ def test_usage_error_exit_code() -> None:
     result = _run("fetch", "--jobs", "0")
     assert result.returncode == 2
     assert "is not a positive integer" in result.stderr
+
+
+def _files(root: Path) -> dict[str, bytes | str]:
+    """Every file (its bytes) and link (its target) below `root`."""
+    return {
+        path.relative_to(root).as_posix(): (
+            str(path.readlink()) if path.is_symlink() else path.read_bytes()
+        )
+        for path in sorted(root.rglob("*"))
+        if path.is_symlink() or path.is_file()
+    }
+
+
+def _hostile(directory: Path, case: str) -> tuple[Path, str]:
+    """A locked layer in `directory` made hostile by `case`: the --layer to pass and the
+    error line expected (after ``error: ``, relative to `directory`)."""
+    layer = write_layer(directory, "native==2.0\n")
+    runtime = next((directory / "runtime").glob("*-aarch64-*"))
+    write_fixture_lock(layer, runtime, [make_wheel(directory / "wheels", "native", "2.0")])
+    lock, requirements = directory / "lock.json", directory / "requirements.txt"
+    if case == "huge number":
+        lock.write_text(lock.read_text().replace('"size": ', '"size": 1' + "0" * 5000, 1))
+        return layer, "lock.json: invalid JSON: a number of more than 4300 digits"
+    if case == "deep array":
+        lock.write_text("[" * 100_000)
+        return layer, "lock.json: invalid JSON: nested too deeply"
+    if case == "deep marker":
+        nested = "(" * 3000 + "python_version>'3'" + ")" * 3000
+        requirements.write_text(f"native==2.0 ; {nested}\n")
+        return layer, "requirements.txt:1: invalid requirement: parentheses nested too deeply"
+    if case == "link loop":
+        (directory / "loop1").symlink_to("loop2")
+        (directory / "loop2").symlink_to("loop1")
+        return directory / "loop1", "loop1: cannot read: Too many levels of symbolic links"
+    assert case == "endless requirements"
+    layer.write_text(layer.read_text().replace('"requirements.txt"', '"/dev/zero"'))
+    return layer, "/dev/zero: cannot read: not a regular file (a character device)"
+
+
+@pytest.mark.timeout(60, method="signal")  # /dev/zero used to be read until memory ran out
+@pytest.mark.parametrize(
+    "case", ["huge number", "deep array", "deep marker", "link loop", "endless requirements"]
+)
+def test_hostile_inputs_of_lock_check_are_one_line(tmp_path: Path, case: str) -> None:
+    layer, expected = _hostile(tmp_path, case)
+    before = _files(tmp_path)
+    result = _run("lock", "--check", "--layer", layer.name, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (2, f"error: {expected}\n")
+    assert _files(tmp_path) == before
 
 
 def _workflow_commands() -> list[tuple[str, list[str]]]:

@@ -6,11 +6,20 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from helpers import check_reads_only_regular_files
 from pybuild.errors import ConfigError
-from pybuild.model.layerfile import Budgets, DebianRuntime, PbsRuntime, Provider, load_layer
+from pybuild.model.layerfile import (
+    MAX_EXTENDS_CHAIN,
+    Budgets,
+    DebianRuntime,
+    PbsRuntime,
+    Provider,
+    load_layer,
+)
 from pybuild.model.target import Arch
 from pybuild.model.versions import GlibcVersion
 from pybuild.smoke.runner import command_label
+from pybuild.support.fsutil import resolve_path
 
 GOOD = """\
 name = "demo"
@@ -75,6 +84,40 @@ def test_runtime_url_without_sha256(tmp_path: Path) -> None:
 def test_malformed_toml(tmp_path: Path) -> None:
     message = _error(tmp_path, GOOD + "[target\n")
     assert "invalid TOML" in message and "layer.toml" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            GOOD + "[budgets]\nzip_bytes = 1" + "0" * 5000 + "\n",
+            "a number of more than 4300 digits",
+        ),
+        ("a = " + "[" * 100_000 + "\n", "nested too deeply"),
+    ],
+)
+def test_a_file_no_parser_takes_is_one_line(tmp_path: Path, text: str, reason: str) -> None:
+    assert _error(tmp_path, text) == f"{tmp_path / 'layer.toml'}: invalid TOML: {reason}"
+
+
+def test_only_a_regular_file_of_sane_size_is_read(tmp_path: Path) -> None:
+    check_reads_only_regular_files(tmp_path / "layer.toml", load_layer, ConfigError)
+
+
+def test_a_loop_of_links_is_one_line(tmp_path: Path) -> None:
+    # Python 3.11's Path.resolve raises RuntimeError on a loop: never reached
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    with pytest.raises(ConfigError) as info:
+        load_layer(tmp_path / "loop1")
+    assert (
+        str(info.value) == f"{tmp_path / 'loop1'}: cannot read: Too many levels of symbolic links"
+    )
+    (tmp_path / "child.toml").write_text('extends = "loop1"\n')
+    with pytest.raises(ConfigError, match=r"child\.toml: extends: .*loop1: no such file$"):
+        load_layer(tmp_path / "child.toml")
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        resolve_path(tmp_path / "loop1")
 
 
 def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
@@ -278,6 +321,34 @@ def test_extends_loops_and_missing_parents(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text('extends = "nope.toml"\n')
     with pytest.raises(ConfigError, match=r"extends: .*nope\.toml: no such file"):
         load_layer(tmp_path / "c.toml")
+
+
+def _chain(tmp_path: Path, length: int) -> Path:
+    """layer0.toml extends layer1.toml ... extends the last, GOOD; the first file's path."""
+    tmp_path.mkdir()
+    (tmp_path / f"layer{length - 1}.toml").write_text(GOOD)
+    for i in range(length - 1):
+        (tmp_path / f"layer{i}.toml").write_text(f'extends = "layer{i + 1}.toml"\n')
+    return tmp_path / "layer0.toml"
+
+
+def test_a_chain_of_extends_is_followed_in_a_loop_up_to_a_limit(tmp_path: Path) -> None:
+    assert load_layer(_chain(tmp_path / "ok", MAX_EXTENDS_CHAIN)).name == "demo"
+    with pytest.raises(ConfigError) as info:
+        load_layer(_chain(tmp_path / "long", 1500))  # once a RecursionError
+    assert str(info.value) == (
+        f"{tmp_path / 'long' / 'layer0.toml'}: extends: a chain of more than 32 files "
+        f"({tmp_path / 'long' / 'layer31.toml'} extends 'layer32.toml')"
+    )
+
+
+def test_tables_nested_deeper_than_python_recurses_merge(tmp_path: Path) -> None:
+    deep = ".".join(["a"] * 3000)  # dotted keys: tomllib nests them without recursing
+    (tmp_path / "base.toml").write_text(f"{deep}.x = 1\n{GOOD}")
+    (tmp_path / "child.toml").write_text(f'extends = "base.toml"\n{deep}.y = 2\n')
+    assert _error(tmp_path, (tmp_path / "child.toml").read_text()) == (
+        f"{tmp_path / 'layer.toml'}: a: unknown key"
+    )
 
 
 @pytest.mark.parametrize(

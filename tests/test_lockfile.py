@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO
+from helpers import check_reads_only_regular_files
 from pybuild.errors import LockError
 from pybuild.model.lockfile import Lock, read_lock
 from pybuild.model.target import Arch
@@ -94,12 +95,46 @@ def test_invalid_lock_names_the_field(mutate: Any, expected: str) -> None:
     assert expected in str(info.value)
 
 
+@pytest.mark.parametrize("bad", ["../{}", "sub/{}", "\0{}", "{}\0", "..", "."])
+def test_a_wheel_filename_is_one_path_segment(bad: str) -> None:
+    # the name is a file of the cache and of a work directory, as a runtime file's name is:
+    # refused as such, whatever packaging would make of it
+    for field in ("wheels", "runtime"):
+        data = copy.deepcopy(_reference())
+        entry = data["wheels"][0] if field == "wheels" else data["runtime"]["files"][0]
+        entry["filename"] = bad.format(entry["filename"])
+        with pytest.raises(LockError) as info:
+            Lock.from_dict(data, "x")
+        path = "wheels[0]" if field == "wheels" else "runtime.files[0]"
+        assert str(info.value) == f"x: {path}.filename: {entry['filename']!r} is not a file name"
+
+
 def test_unreadable_lock(tmp_path: Path) -> None:
     with pytest.raises(LockError, match="run `pybuild lock` first"):
         read_lock(tmp_path / "lock.json")
     (tmp_path / "lock.json").write_text("{", encoding="utf-8")
     with pytest.raises(LockError, match="invalid JSON"):
         read_lock(tmp_path / "lock.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"version": 2, "size": 1' + "0" * 5000 + "}", "a number of more than 4300 digits"),
+        ("[" * 100_000, "nested too deeply"),
+        ("\ufeff{", "Expecting property name"),  # a byte-order mark is dropped, as pip does
+    ],
+)
+def test_a_lock_no_parser_takes_is_one_line(tmp_path: Path, text: str, reason: str) -> None:
+    (tmp_path / "lock.json").write_text(text, encoding="utf-8")
+    with pytest.raises(LockError) as info:
+        read_lock(tmp_path / "lock.json")
+    assert str(info.value).startswith(f"{tmp_path / 'lock.json'}: invalid JSON: {reason}")
+    assert "\n" not in str(info.value)
+
+
+def test_only_a_regular_lock_file_of_sane_size_is_read(tmp_path: Path) -> None:
+    check_reads_only_regular_files(tmp_path / "lock.json", read_lock, LockError)
 
 
 def test_the_debian_example_lock_pins_debian_packages() -> None:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import REPO
+from helpers import check_reads_only_regular_files
 from pybuild.errors import ConfigError
 from pybuild.model.requirements import load_requirements, parse_requirements
 
@@ -56,3 +59,23 @@ def test_all_problems_at_once() -> None:
         parse_requirements("a>=1\nb\n", "req.txt")
     assert str(info.value) == "req.txt: 2 problems"
     assert [line.split(": ")[0] for line in info.value.details] == ["req.txt:1", "req.txt:2"]
+
+
+def test_parentheses_nested_past_the_recursion_limit_are_one_problem() -> None:
+    marker = "(" * 3000 + "python_version > '3'" + ")" * 3000
+    with pytest.raises(ConfigError) as info:
+        parse_requirements(f"foo==1.0\nnative==2.0 ; {marker}\n", "req.txt")
+    assert str(info.value) == "req.txt:2: invalid requirement: parentheses nested too deeply"
+
+
+def test_a_byte_order_mark_is_dropped_as_pip_does(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_bytes(b"\xef\xbb\xbfnative==2.0\n")
+    assert [str(p) for p in load_requirements(path)] == ["native==2.0"]
+
+
+def test_only_a_regular_file_of_sane_size_is_read(tmp_path: Path) -> None:
+    check_reads_only_regular_files(tmp_path / "requirements.txt", load_requirements, ConfigError)
+    with pytest.raises(ConfigError) as info:
+        load_requirements(Path("/dev/zero"))  # `requirements = "/dev/zero"` in layer.toml
+    assert str(info.value) == "/dev/zero: cannot read: not a regular file (a character device)"

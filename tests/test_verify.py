@@ -4,6 +4,7 @@ libraries found exactly where the target's dynamic loader looks, nowhere else.""
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 import sys
@@ -178,6 +179,18 @@ def test_unreadable_files(tmp_path: Path) -> None:
         "lib/x.so: file type: expected an ELF shared object (named *.so), found not ELF (starts "
         "with b'hello world\\n')",
     ]
+
+
+@pytest.mark.timeout(20, method="signal")  # opening a FIFO to read it used to wait forever
+@pytest.mark.parametrize("name", ["python/lib/f.so", "python/lib/fifo"])
+def test_a_special_file_is_never_opened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    root = _tree(tmp_path, {})
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(root / name)
+    assert main(["verify", str(root), "--arch", "aarch64", "--glibc", "2.34"]) == 2
+    assert capsys.readouterr().err == f"error: {root / name}: not a regular file (a FIFO)\n"
 
 
 def test_all_problems_at_once_zip_and_cli(

@@ -181,7 +181,7 @@ def prune_plan(args: argparse.Namespace, ui: Ui) -> int:
     from pybuild.model.layerfile import load_layer
     from pybuild.pipeline import prepare
     from pybuild.support.cache import Cache, default_cache_dir
-    from pybuild.support.fsutil import atomic_write_text
+    from pybuild.support.fsutil import atomic_write_text, resolve_path
     from pybuild.support.jsonout import dumps_stable
     from pybuild.tools.prune_plan import check_plan, doc_readers, make_plan, plan_report
 
@@ -220,7 +220,7 @@ def prune_plan(args: argparse.Namespace, ui: Ui) -> int:
         return 0
     atomic_write_text(plan.path, plan.text)
     ui.info(f"wrote {shown}: {summary}")
-    if plan.path.resolve() not in {p.resolve() for p in layer.prune.rules}:
+    if resolve_path(plan.path) not in {resolve_path(p) for p in layer.prune.rules}:
         ui.warn(f"{layer.path} does not name it in [prune] rules: it removes nothing yet")
     return 0
 

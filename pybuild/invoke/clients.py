@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pybuild.errors import PybuildError
+from pybuild.support.fsutil import resolve_path
 from pybuild.ui import Ui
 
 RIC_PACKAGE = "aws-lambda-ric"
@@ -79,7 +80,7 @@ def install_ric(prefix: Path, ui: Ui) -> Path:
     prefix.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     # node-gyp needs Node's headers: use the installed ones rather than downloading them
-    node_prefix = Path(node_executable()).resolve().parent.parent
+    node_prefix = resolve_path(Path(node_executable())).parent.parent
     if (node_prefix / "include" / "node" / "common.gypi").is_file():
         env["npm_config_nodedir"] = str(node_prefix)
     ui.info(

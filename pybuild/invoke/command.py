@@ -124,8 +124,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _task_root_and_handler(args: argparse.Namespace) -> tuple[Path, str]:
     from pybuild.errors import PybuildError
+    from pybuild.support.fsutil import resolve_path
 
-    function: Path = args.function.resolve()
+    function: Path = resolve_path(args.function)
     if function.is_file():
         return function.parent, args.handler_name or f"{function.stem}.handler"
     if function.is_dir():

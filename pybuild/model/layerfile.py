@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import re
-import tomllib
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from pybuild.elf.policy import Profile, profile_for
 from pybuild.errors import ConfigError
 from pybuild.model.target import Arch, Target
 from pybuild.model.versions import GlibcVersion, PythonVersion
+from pybuild.support.fsutil import resolve_path
+from pybuild.support.inputs import parse_toml, read_failure, read_input
 
 DEFAULT_LAYER_PATH = Path("layer/layer.toml")
 
@@ -42,6 +43,8 @@ _PATH_KEYS = (
 # AWS Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped (function + all layers).
 LAMBDA_ZIP_LIMIT = 52_428_800
 LAMBDA_UNPACKED_LIMIT = 262_144_000
+
+MAX_EXTENDS_CHAIN = 32  # files in one chain of `extends` (a loop is refused before that)
 
 
 class BytecodeMode(enum.StrEnum):
@@ -282,12 +285,12 @@ def _describe(value: object) -> str:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return parse_toml(read_input(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (pass --layer PATH)") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read: {err}") from None
-    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: cannot read: {read_failure(err)}") from None
+    except ValueError as err:  # tomllib.TOMLDecodeError, or a parser limit
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
 
 
@@ -304,35 +307,58 @@ def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
             table[keys[-1]] = [str(base / v) if isinstance(v, str) else v for v in value]
 
 
-def _merge(base: dict[str, Any], child: dict[str, Any], *, top: bool) -> dict[str, Any]:
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`child` merged over `base`, table by table (in a loop: tables may nest deeper than Python
+    recurses); ``[runtime]`` is replaced whole."""
     merged = dict(base)
-    for key, value in child.items():
-        old = merged.get(key)
-        replace_whole = top and key == "runtime"
-        if isinstance(value, dict) and isinstance(old, dict) and not replace_whole:
-            merged[key] = _merge(old, value, top=False)
-        else:
-            merged[key] = value
+    pending = [(merged, child, True)]
+    while pending:
+        into, overlay, top = pending.pop()
+        for key, value in overlay.items():
+            old = into.get(key)
+            if isinstance(value, dict) and isinstance(old, dict) and not (top and key == "runtime"):
+                into[key] = dict(old)
+                pending.append((into[key], value, False))
+            else:
+                into[key] = value
     return merged
 
 
-def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The file's table with everything it `extends` merged in."""
-    resolved = path.resolve()
-    if resolved in chain:
-        raise ConfigError(f"{path}: extends itself (through {' -> '.join(map(str, chain))})")
-    raw = _read_toml(path)
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str):
-        raise ConfigError(f"{path}: extends: expected a string (a path to another layer.toml)")
-    parent_path = path.parent / parent
-    if not parent_path.is_file():
-        raise ConfigError(f"{path}: extends: {parent_path}: no such file")
-    base = _load_raw(parent_path, (*chain, resolved))
-    _anchor_paths(base, parent_path.parent.absolute())
-    return _merge(base, raw, top=True)
+def _load_raw(path: Path) -> dict[str, Any]:
+    """The file's table with everything it `extends` merged in: the chain is followed in a loop,
+    at most `MAX_EXTENDS_CHAIN` files long, then merged from its farthest base."""
+    chain: list[tuple[Path, dict[str, Any]]] = []  # from `path` to its farthest base
+    seen: list[Path] = []
+    current = path
+    while True:
+        raw = _read_toml(current)
+        resolved = resolve_path(current)
+        if resolved in seen:
+            raise ConfigError(f"{current}: extends itself (through {' -> '.join(map(str, seen))})")
+        seen.append(resolved)
+        chain.append((current, raw))
+        parent = raw.pop("extends", None)
+        if parent is None:
+            break
+        if not isinstance(parent, str):
+            raise ConfigError(
+                f"{current}: extends: expected a string (a path to another layer.toml)"
+            )
+        if len(chain) >= MAX_EXTENDS_CHAIN:
+            raise ConfigError(
+                f"{path}: extends: a chain of more than {MAX_EXTENDS_CHAIN} files "
+                f"({current} extends {parent!r})"
+            )
+        parent_path = current.parent / parent
+        if not parent_path.exists():
+            raise ConfigError(f"{current}: extends: {parent_path}: no such file")
+        current = parent_path
+    base_path, merged = chain[-1]
+    for child_path, child in reversed(chain[:-1]):
+        _anchor_paths(merged, base_path.parent.absolute())
+        merged = _merge(merged, child)
+        base_path = child_path
+    return merged
 
 
 def load_layer(path: Path) -> Layer:

@@ -15,7 +15,6 @@ found through the user's index at fetch time.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from pybuild.model.layerfile import DebianRuntime, Layer, PbsRuntime, Provider
 from pybuild.model.requirements import Pin
 from pybuild.model.target import Arch, Target
 from pybuild.model.versions import GlibcVersion, PythonVersion
+from pybuild.support.inputs import parse_json, read_failure, read_input
 from pybuild.support.jsonout import dumps_stable
 
 LOCK_VERSION = 2
@@ -209,6 +209,13 @@ class _Where:
             self.fail(path, f"{text!r} is not 64 lowercase hex digits")
         return text
 
+    def file_name(self, value: object, path: str) -> str:
+        """A name the file is stored under in the cache and a work directory: one path segment."""
+        text = self.string(value, path)
+        if "/" in text or "\0" in text or text in (".", ".."):
+            self.fail(path, f"{text!r} is not a file name")
+        return text
+
     def size(self, value: object, path: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             self.fail(path, f"expected a positive integer, got {value!r}")
@@ -250,11 +257,8 @@ def _file(where: _Where, value: object, path: str) -> LockedFile:
     url = where.string(obj["url"], f"{path}.url") if "url" in obj else None
     if (url is None) == (debian is None):
         where.fail(path, "needs exactly one of url and debian")
-    filename = where.string(obj.get("filename"), f"{path}.filename")
-    if "/" in filename or filename in (".", ".."):
-        where.fail(f"{path}.filename", f"{filename!r} is not a file name")
     return LockedFile(
-        filename=filename,
+        filename=where.file_name(obj.get("filename"), f"{path}.filename"),
         sha256=where.sha256(obj.get("sha256"), f"{path}.sha256"),
         size=where.size(obj.get("size"), f"{path}.size"),
         url=url,
@@ -289,7 +293,7 @@ def _wheel(where: _Where, item: object, path: str) -> LockedWheel:
     wheel = LockedWheel(
         name=canonicalize_name(where.string(obj.get("name"), f"{path}.name")),
         version=where.string(obj.get("version"), f"{path}.version"),
-        filename=where.string(obj.get("filename"), f"{path}.filename"),
+        filename=where.file_name(obj.get("filename"), f"{path}.filename"),
         sha256=where.sha256(obj.get("sha256"), f"{path}.sha256"),
         size=where.size(obj.get("size"), f"{path}.size"),
     )
@@ -399,14 +403,14 @@ def stale_reasons(layer: Layer, pins: list[Pin], lock: Lock) -> list[str]:
 def read_lock(path: Path) -> Lock:
     """Read and validate a lock.json; LockError if it is missing, unreadable or not valid."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path)
     except FileNotFoundError:
         raise LockError(f"{path}: no such file; run `pybuild lock` first") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise LockError(f"{path}: cannot read: {err}") from None
+        raise LockError(f"{path}: cannot read: {read_failure(err)}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
+        data = parse_json(text)
+    except ValueError as err:
         raise LockError(f"{path}: invalid JSON: {err}") from None
     return Lock.from_dict(data, str(path))
 

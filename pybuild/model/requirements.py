@@ -13,6 +13,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from pybuild.errors import ConfigError
+from pybuild.support.inputs import read_failure, read_input
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +58,17 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return lines
 
 
+def _requirement(line: str, where: str) -> Requirement | str:
+    """The requirement of `line`, or the problem with it (starting with `where`)."""
+    try:
+        return Requirement(line)
+    except InvalidRequirement as err:
+        reason = str(err).splitlines()[0]
+        return f"{where}: invalid requirement {line!r}: {reason}"
+    except RecursionError:  # packaging parses a marker's parentheses recursively
+        return f"{where}: invalid requirement: parentheses nested too deeply"
+
+
 def parse_requirements(text: str, source: str) -> list[Pin]:
     """Parse pinned requirements; raise `ConfigError` listing every offending line."""
     problems: list[str] = []
@@ -76,11 +88,9 @@ def parse_requirements(text: str, source: str) -> list[Pin]:
                 "hashes are pinned in lock.json by `pybuild lock`"
             )
             continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement as err:
-            reason = str(err).splitlines()[0]
-            problems.append(f"{where}: invalid requirement {line!r}: {reason}")
+        req = _requirement(line, where)
+        if isinstance(req, str):
+            problems.append(req)
             continue
         if req.url:
             problems.append(f"{where}: {req.name}: direct URL references are not supported")
@@ -126,9 +136,9 @@ def parse_requirements(text: str, source: str) -> list[Pin]:
 def load_requirements(path: Path) -> list[Pin]:
     """Read and parse a requirements.txt; ConfigError if it cannot be read or is not valid."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (the layer's `requirements` key)") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read: {err}") from None
+        raise ConfigError(f"{path}: cannot read: {read_failure(err)}") from None
     return parse_requirements(text, str(path))

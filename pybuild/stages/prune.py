@@ -21,6 +21,7 @@ from functools import cache
 from pybuild.errors import ConfigError
 from pybuild.model.layerfile import PruneConfig
 from pybuild.model.tree import RUNTIME, Owner, OwnerKind, Removal, Tree
+from pybuild.support.inputs import parse_toml, read_failure, read_input
 
 UNUSED_LIBPYTHON = "shared libpython that no ELF file needs"
 DIST_INFO = "dist-info files nothing reads at run time"
@@ -82,9 +83,9 @@ class _Defaults:
 def _rule_file(text: str, source: str) -> list[tuple[str, str, tuple[str, ...]]]:
     """The [[rules]] of a rule file: (name, owner, globs), checked."""
     try:
-        raw = tomllib.loads(text)
+        raw = parse_toml(text)
         rules = [(r["name"], r["owner"], tuple(r["paths"])) for r in raw.get("rules", [])]
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:  # ValueError: TOMLDecodeError or a limit
         raise ConfigError(f"{source}: not a prune rule file ({err})") from None
     for name, owner, paths in rules:
         if not all(isinstance(x, str) for x in (name, owner, *paths)):
@@ -149,9 +150,9 @@ def build_rules(config: PruneConfig, tree: Tree, distributions: set[str]) -> lis
         rules += [Rule(name, owner, compile_all(paths)) for name, owner, paths in _defaults().rules]
     for path in config.rules:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"[prune] rules: {path}: {err.strerror or err}") from None
+            text = read_input(path)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"[prune] rules: {path}: {read_failure(err)}") from None
         for name, owner, paths in _rule_file(text, str(path)):
             if owner not in ("any", "wheels", "runtime") and owner not in distributions:
                 raise ConfigError(

@@ -22,6 +22,7 @@ not there), a zip (read member by member, nothing extracted) or a directory.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import zipfile
@@ -40,6 +41,7 @@ from pybuild.model.versions import GlibcVersion
 from pybuild.stages.archive import SMALL_LINK_TARGET
 from pybuild.support.extract import UnsafeArchiveError, zip_members
 from pybuild.support.fsutil import tree_entries
+from pybuild.support.inputs import open_regular
 
 _SO_NAME = re.compile(r".*\.so(\.\d+)*")
 _INTERPRETER = re.compile(r"python/bin/python3\.\d+")
@@ -259,8 +261,9 @@ class DirectoryView:
         return self._names
 
     def head(self, name: str) -> bytes:
-        """The first 16 bytes of a file."""
-        with (self.root / name).open("rb") as handle:
+        """The first 16 bytes of a file; OSError naming it if it is not a regular file (a FIFO would
+        block the open, a device never end): a layer holds none, and it is never opened."""
+        with os.fdopen(open_regular(self.root / name, follow_links=False), "rb") as handle:
             return handle.read(16)
 
     def is_elf(self, name: str) -> bool:

@@ -11,6 +11,7 @@ the former. `WorkDir` does the same for temporary directories.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -195,6 +196,15 @@ def reclaim_stale(directory: Path, *, prefix: str = "") -> int:
                     path.unlink()
                 removed += 1
     return removed
+
+
+def resolve_path(path: Path) -> Path:
+    """`path` made absolute with every link resolved (`Path.resolve`); a loop of links is an
+    OSError naming `path` (ELOOP), not the RuntimeError of Python 3.11's `Path.resolve`."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
 
 
 def tree_entries(root: Path) -> list[str]:

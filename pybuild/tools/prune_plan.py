@@ -18,8 +18,6 @@ reaches) are recorded in it (``[plan] traced``) and count as roots when it is ge
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +46,8 @@ from pybuild.stages.imports import (
 )
 from pybuild.stages.prune import GENERATED_MARKER, expand, glob_regex, prune, render_rule_file
 from pybuild.support.cache import Cache
-from pybuild.support.fsutil import WorkDir, reclaim_stale
+from pybuild.support.fsutil import WorkDir, reclaim_stale, resolve_path
+from pybuild.support.inputs import parse_json, parse_toml, read_input
 from pybuild.ui import Ui
 
 RULE_NAME = "standard-library modules no import reaches"
@@ -99,8 +98,8 @@ def recorded_traced(path: Path) -> tuple[str, ...]:
     if not path.is_file():
         return ()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
+        raw = parse_toml(read_input(path))
+    except (OSError, ValueError) as err:  # ValueError: not UTF-8, TOMLDecodeError or a limit
         raise ConfigError(f"{path}: cannot read the previous plan ({err})") from None
     traced = raw.get("plan", {}).get("traced", [])
     if not isinstance(traced, list) or not all(isinstance(t, str) for t in traced):
@@ -111,7 +110,7 @@ def recorded_traced(path: Path) -> tuple[str, ...]:
 def traced_modules(trace: Path, modules: Mapping[str, ModuleFile]) -> set[str]:
     """The modules of the tree that a `pybuild smoke --trace` file says were loaded."""
     try:
-        loaded = json.loads(trace.read_text(encoding="utf-8"))["loaded"]
+        loaded = parse_json(read_input(trace))["loaded"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"--trace {trace}: not a smoke trace ({err})") from None
     by_path = {m.path: name for name, m in modules.items()}
@@ -181,7 +180,7 @@ def make_plan(
     be read.
     """
     target = generated_rule_file(layer, out)
-    others = [p for p in layer.prune.rules if p.resolve() != target.resolve()]
+    others = [p for p in layer.prune.rules if resolve_path(p) != resolve_path(target)]
     config = dataclasses.replace(layer.prune, rules=tuple(others))
     work_parent = cache.root / "tmp"
     reclaim_stale(work_parent, prefix="plan-")

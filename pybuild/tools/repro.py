@@ -28,7 +28,7 @@ from pybuild.model.layerfile import Layer
 from pybuild.pipeline import BuildRequest, BuildResult, Sources
 from pybuild.stages.archive import DEFAULT_EPOCH
 from pybuild.support import proc
-from pybuild.support.fsutil import WorkDir
+from pybuild.support.fsutil import WorkDir, resolve_path
 from pybuild.tools.diff import diff_zips
 from pybuild.ui import Ui
 
@@ -105,7 +105,7 @@ def check_reproducible(
             "--creation-order",
             "reversed",
             "--layer",
-            str(layer.path.resolve()),
+            str(resolve_path(layer.path)),
             "--out",
             str(out),
         ]
