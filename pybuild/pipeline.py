@@ -156,6 +156,7 @@ def assemble_tree(
         include=layer.include,
         work=work,
         reverse=reverse,
+        project=layer.path.parent,
     )
     return tree, removed
 

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import struct
 import sys
 import tarfile
 import threading
@@ -459,3 +460,58 @@ def check_reads_only_regular_files(
     refused("larger than 16,777,216 bytes")
     path.write_bytes(b"#\xff")
     refused("not UTF-8 text (byte 0xff at offset 1)")
+
+
+# --- damaged zips: one member made unreadable, the central directory's CRC left alone -----------
+
+ZIP_DAMAGE = {
+    # how -> a fragment of the reason pybuild gives
+    "corrupt compressed data": "compressed data is corrupt",
+    "bad local header magic": "Bad magic number for file header",
+    "encryption flag": "encrypted",
+    "unsupported compression method": "compression method 9 is not supported",
+    "local and central names differ": "File name in directory",
+    "local header past the central directory": "is not before the central directory",
+}
+
+
+def _central_entry(raw: bytes | bytearray, archive: zipfile.ZipFile, name: str) -> int:
+    """The offset of `name`'s central directory record."""
+    position = archive.start_dir
+    while raw[position : position + 4] == b"PK\x01\x02":
+        name_length, extra, comment = struct.unpack("<HHH", raw[position + 28 : position + 34])
+        if raw[position + 46 : position + 46 + name_length].decode() == name:
+            return position
+        position += 46 + name_length + extra + comment
+    raise KeyError(name)
+
+
+def damage_zip(path: Path, member: str, how: str) -> Path:
+    """Make `member` of the zip at `path` unreadable in one of the `ZIP_DAMAGE` ways, in place."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+        central = _central_entry(raw, archive, member)
+    local = info.header_offset
+    name_length, extra = struct.unpack("<HH", raw[local + 26 : local + 30])
+    data = local + 30 + name_length + extra
+    if how == "corrupt compressed data":
+        assert info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size > 16
+        for i in range(4):
+            raw[data + i] ^= 0xFF
+    elif how == "bad local header magic":
+        raw[local : local + 4] = b"XXXX"
+    elif how == "encryption flag":
+        raw[local + 6] |= 1
+        raw[central + 8] |= 1
+    elif how == "unsupported compression method":
+        raw[local + 8 : local + 10] = struct.pack("<H", 9)
+        raw[central + 10 : central + 12] = struct.pack("<H", 9)
+    elif how == "local and central names differ":
+        raw[local + 30] ^= 0x20
+    elif how == "local header past the central directory":
+        raw[central + 42 : central + 46] = struct.pack("<I", len(raw) + 1000)
+    else:
+        raise ValueError(how)
+    path.write_bytes(bytes(raw))
+    return path

@@ -11,7 +11,9 @@ import pytest
 
 from helpers import (
     FIXTURES,
+    ZIP_DAMAGE,
     IndexServer,
+    damage_zip,
     make_fake_runtime,
     make_wheel,
     python_args,
@@ -168,3 +170,54 @@ def test_build_check(
     with pytest.raises(CheckError, match=r"--check: the two builds differ") as raised:
         check_reproducible(layer_def, request, first, sources, quiet)
     assert any(line.startswith("~ python/") for line in raised.value.details)
+
+
+def _layer_zip(path: Path) -> Path:
+    """A deflated library and text file."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in [("python/lib.so", ELF), ("python/notes.txt", b"hello\n" * 100)]:
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("how", sorted(ZIP_DAMAGE))
+def test_a_member_that_cannot_be_read(
+    how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify and diff: one line naming the zip and the member, exit 2 (no traceback)."""
+    good = _layer_zip(tmp_path / "good.zip")
+    bad = damage_zip(_layer_zip(tmp_path / "bad.zip"), "python/lib.so", how)
+    for command in (
+        ["verify", str(bad), "--arch", "aarch64", "--glibc", "2.34"],
+        ["diff", str(good), str(bad)],
+    ):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {bad}: python/lib.so: "), err
+        assert ZIP_DAMAGE[how] in err and err.count("\n") == 1, err
+
+
+def test_diff_reads_entries_when_only_their_bytes_differ(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The central directory says nothing changed (same CRC, sizes), the bytes differ: the entries
+    are read, so a damaged one is an error naming it, not "outside the entries"."""
+    good = _layer_zip(tmp_path / "good.zip")
+    bad = damage_zip(_layer_zip(tmp_path / "bad.zip"), "python/lib.so", "corrupt compressed data")
+    assert main(["diff", str(good), str(bad)]) == 2
+    assert "python/lib.so: its compressed data is corrupt" in capsys.readouterr().err
+    # the same content, another local header: said of that entry
+    other = tmp_path / "other.zip"
+    raw = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as archive:
+        offset = archive.getinfo("python/notes.txt").header_offset
+    raw[offset + 10] ^= 0x01  # the local header's time; the central record's is unchanged
+    other.write_bytes(bytes(raw))
+    diff = diff_zips(good, other)
+    assert diff.lines() == [
+        "~ python/notes.txt: local header or compressed bytes differ (the same content)"
+    ]

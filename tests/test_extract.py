@@ -9,7 +9,9 @@ outside the extraction root and that every link left in the tree resolves inside
 from __future__ import annotations
 
 import errno
+import gzip
 import io
+import lzma
 import os
 import stat
 import tarfile
@@ -21,12 +23,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import ZIP_DAMAGE, damage_zip
 from pybuild.support.extract import (
     TreeWriter,
     UnsafeArchiveError,
     extract_deb,
     extract_tar,
     extract_zip,
+    open_zip,
 )
 
 
@@ -65,8 +69,15 @@ def make_zip(path: Path, members: list[Member]) -> Path:
             info.create_system = 3
             mode = {"file": 0o100644, "dir": 0o40755, "symlink": 0o120777}[m.kind]
             info.external_attr = mode << 16
-            archive.writestr(info, m.target.encode() if m.kind == "symlink" else m.data)
+            archive.writestr(info, _zip_data(m))
     return path
+
+
+def _zip_data(member: Member) -> bytes:
+    """What a zip entry holds: a link's target, a file's data, nothing for a directory."""
+    if member.kind == "symlink":
+        return member.target.encode()
+    return b"" if member.kind == "dir" else member.data
 
 
 def snapshot(directory: Path, skip: Path) -> dict[str, bytes | str]:
@@ -463,7 +474,7 @@ def test_random_member_graphs_never_escape(
                     info.create_system = 3
                     mode = {"file": 0o100644, "dir": 0o40755, "symlink": 0o120777}[m.kind]
                     info.external_attr = mode << 16
-                    archive.writestr(info, m.target.encode() if m.kind == "symlink" else m.data)
+                    archive.writestr(info, _zip_data(m))
             extract_zip(sandbox / "a.zip", TreeWriter(root, "zip"))
         else:
             extract_tar(make_tar(sandbox / "a.tar", members), TreeWriter(root, "tar"))
@@ -482,3 +493,153 @@ def _inputs(sandbox: Path) -> dict[str, bytes | str]:
         for name in ("a.zip", "a.tar")
         if (sandbox / name).exists()
     }
+
+
+# --- members whose data cannot be read, tars that end early --------------------------------------
+
+
+def _layer_zip(path: Path) -> Path:
+    """A small layer zip: a directory, a deflated library and a text file."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in [
+            ("python/", b""),
+            ("python/lib.so", b"\x7fELF" + bytes(range(256)) * 64),
+            ("python/notes.txt", b"hello\n" * 100),
+        ]:
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = (0o40755 if name.endswith("/") else 0o100644) << 16
+            info.compress_type = zipfile.ZIP_STORED if name.endswith("/") else zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("how", sorted(ZIP_DAMAGE))
+def test_zip_member_that_cannot_be_read(how: str, sandbox: Path) -> None:
+    archive = damage_zip(_layer_zip(sandbox / "layer.zip"), "python/lib.so", how)
+    before = snapshot(sandbox, sandbox / "root")
+    with pytest.raises(UnsafeArchiveError) as raised:
+        extract_zip(archive, TreeWriter(sandbox / "root", "layer.zip"))
+    message = str(raised.value)
+    assert "\n" not in message
+    if how == "local header past the central directory":  # refused before reading anything
+        assert message.startswith("layer.zip: python/lib.so: its local header"), message
+    else:
+        assert message.startswith("layer.zip: python/lib.so: "), message
+    assert ZIP_DAMAGE[how] in message, message
+    assert snapshot(sandbox, sandbox / "root") == before
+
+
+def test_checked_zip_reads_every_way(sandbox: Path) -> None:
+    """read(), open().read(n), seek: the same bytes as zipfile for a sound member; one error
+    naming the member for a damaged one, whichever way it is read."""
+    archive = _layer_zip(sandbox / "layer.zip")
+    with zipfile.ZipFile(archive) as plain, open_zip(archive, "layer.zip") as checked:
+        data = plain.read("python/lib.so")
+        assert checked.read("python/lib.so") == data
+        with checked.open("python/lib.so") as handle:
+            assert handle.read(4) == b"\x7fELF"
+            handle.seek(0)
+            assert handle.read() == data
+    damage_zip(archive, "python/lib.so", "corrupt compressed data")
+    with open_zip(archive, "layer.zip") as checked:
+        with pytest.raises(UnsafeArchiveError, match=r"^layer\.zip: python/lib\.so: "):
+            checked.read("python/lib.so")
+        with (
+            pytest.raises(UnsafeArchiveError, match=r"^layer\.zip: python/lib\.so: "),
+            checked.open("python/lib.so") as handle,
+        ):
+            handle.read()
+
+
+def test_directory_entry_holding_data(sandbox: Path) -> None:
+    path = sandbox / "layer.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("python/somedir/")
+        info.create_system = 3
+        info.external_attr = 0o40755 << 16
+        archive.writestr(info, b"\x7fELF hidden in a directory")
+    with pytest.raises(UnsafeArchiveError, match="a directory entry holding 26 bytes of data"):
+        extract_zip(path, TreeWriter(sandbox / "root", "layer.zip"))
+
+
+def _tar_bytes(members: list[Member]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for m in members:
+            info = tarfile.TarInfo(m.name)
+            info.size = len(m.data)
+            tar.addfile(info, io.BytesIO(m.data))
+    return buffer.getvalue()
+
+
+_FILES = [Member(f"python/f{i}", "file", data=bytes([65 + i]) * 3000) for i in range(6)]
+
+
+def _damaged_tars() -> dict[str, tuple[bytes, str]]:
+    """Tars whose damage tarfile alone would not notice: name -> (bytes, expected message)."""
+    raw = _tar_bytes(_FILES)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        fourth = tar.getmembers()[3].offset
+    bad_header = bytearray(raw)
+    bad_header[fourth + 148 : fourth + 156] = b"0000000\0"  # a wrong header checksum
+    zipped = bytearray(gzip.compress(raw, mtime=0))
+    middle = len(zipped) * 3 // 4  # inside the deflate stream, past what the members need
+    zipped[middle : middle + 4] = bytes(b ^ 0x55 for b in zipped[middle : middle + 4])
+    crc = bytearray(gzip.compress(raw, mtime=0))
+    crc[-8] ^= 0xFF  # gzip's CRC-32 of the whole stream, only checked at its end
+    return {
+        "header checksum mid-archive (tar)": (
+            bytes(bad_header),
+            "after 3 readable members, are neither a member nor the end-of-archive marker",
+        ),
+        "header checksum mid-archive (gzip)": (
+            gzip.compress(bytes(bad_header), mtime=0),
+            "after 3 readable members",
+        ),
+        "corrupt gzip stream": (bytes(zipped), "is corrupt ("),
+        "gzip CRC": (bytes(crc), "is corrupt (gzip: CRC check failed"),
+        "trailing garbage": (raw + b"garbage" + bytes(505), "neither a member nor the end"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_damaged_tars()))
+def test_damaged_tar_is_refused(case: str, sandbox: Path) -> None:
+    data, expected = _damaged_tars()[case]
+    archive = sandbox / "runtime.tar"
+    archive.write_bytes(data)
+    with pytest.raises(UnsafeArchiveError) as raised:
+        extract_tar(archive, TreeWriter(sandbox / "root", "runtime archive rt.tar.gz"))
+    message = str(raised.value)
+    assert message.startswith("runtime archive rt.tar.gz is corrupt ("), message
+    assert expected in message and "\n" not in message, message
+    # the same bytes as a Debian package's data.tar go through the same code
+    deb = _deb(sandbox / "p.deb", data, "data.tar.gz" if data[:2] == b"\x1f\x8b" else "data.tar")
+    with pytest.raises(UnsafeArchiveError, match=r"^p\.deb is corrupt \("):
+        extract_deb(deb, TreeWriter(sandbox / "deb", "p.deb"))
+
+
+def test_a_sound_tar_is_read_to_its_end(sandbox: Path) -> None:
+    for name, data in [
+        ("a.tar", _tar_bytes(_FILES)),
+        ("a.tar.gz", gzip.compress(_tar_bytes(_FILES), mtime=0)),
+        ("a.tar.xz", lzma.compress(_tar_bytes(_FILES))),
+    ]:
+        (sandbox / name).write_bytes(data)
+        written = extract_tar(sandbox / name, TreeWriter(sandbox / name.replace(".", "-"), name))
+        assert len(written) == len(_FILES)
+        written = extract_tar(sandbox / name, TreeWriter(sandbox / f"r-{name}", name), reverse=True)
+        assert len(written) == len(_FILES)
+
+
+def test_a_name_that_is_not_utf8(sandbox: Path) -> None:
+    archive = make_tar(sandbox / "a.tar.gz", [Member("python/caf\udce9.txt", "file")])
+    with pytest.raises(UnsafeArchiveError) as raised:
+        extract_tar(archive, TreeWriter(sandbox / "root", "runtime archive"))
+    assert str(raised.value) == (
+        "runtime archive: b'python/caf\\xe9.txt': the name is not UTF-8 (a zip entry's name "
+        "must be)"
+    )
+    assert not (sandbox / "root" / "python").exists() or not any(
+        (sandbox / "root" / "python").iterdir()
+    )

@@ -39,7 +39,7 @@ from pybuild.model.target import Arch
 from pybuild.model.tree import LAYER_MOUNT, EntryKind, Tree
 from pybuild.model.versions import GlibcVersion
 from pybuild.stages.archive import SMALL_LINK_TARGET
-from pybuild.support.extract import UnsafeArchiveError, zip_members
+from pybuild.support.extract import open_zip, zip_link_target, zip_members
 from pybuild.support.fsutil import tree_entries
 from pybuild.support.inputs import open_regular
 
@@ -206,28 +206,25 @@ class ZipView:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.archive = open_zip(path)
         try:
-            self.archive = zipfile.ZipFile(path)
             members = zip_members(self.archive, str(path))
             self._names = {
-                m.name: (
-                    self.archive.read(m.info).decode("utf-8", "replace")
-                    if m.kind == "symlink"
-                    else None
-                )
+                m.name: zip_link_target(self.archive, m) if m.kind == "symlink" else None
                 for m in members
                 if m.kind != "dir"
             }
-            self._infos = {m.name: m.info for m in members}
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            raise UnsafeArchiveError(f"{path}: cannot read the zip: {err}") from None
+        except BaseException:
+            self.archive.close()
+            raise
+        self._infos = {m.name: m.info for m in members}
 
     def names(self) -> dict[str, str | None]:
         """Every file (None) and link (its target) among the zip's members; directories left out."""
         return self._names
 
     def head(self, name: str) -> bytes:
-        """The first 16 bytes of a member, decompressed."""
+        """The first 16 bytes of a member, decompressed (UnsafeArchiveError if unreadable)."""
         with self.archive.open(self._infos[name]) as handle:
             return handle.read(16)
 
@@ -236,14 +233,11 @@ class ZipView:
         return self.head(name)[:4] == ELF_MAGIC
 
     def elf(self, name: str) -> ElfFile:
-        """The member's ELF layout, parsed in memory; ElfError if it cannot be read or parsed."""
+        """The member's ELF layout, parsed in memory; ElfError if it cannot be parsed,
+        UnsafeArchiveError if the member cannot be read (it fails its CRC, ...)."""
         from pybuild.elf.reader import read_elf_bytes
 
-        try:
-            data = self.archive.read(self._infos[name])
-        except (zipfile.BadZipFile, OSError) as err:
-            raise ElfError(f"{name}: cannot read it from the zip: {err}") from None
-        return read_elf_bytes(data, name)
+        return read_elf_bytes(self.archive.read(self._infos[name]), name)
 
 
 class DirectoryView:

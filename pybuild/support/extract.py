@@ -23,17 +23,24 @@ resolution), so callers record exactly what is on disk.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
+import lzma
 import os
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal, NoReturn
+from typing import IO, TYPE_CHECKING, Literal, NoReturn
 
 from pybuild.errors import PybuildError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 MAX_LINK_HOPS = 40  # the kernel's limit (ELOOP)
 _CHUNK = 1 << 20
@@ -55,6 +62,32 @@ class Written:
     mode: int = 0
     size: int = 0
     link: str = ""  # a symlink's target, as stored
+
+
+def printable(name: str) -> str:
+    """A name from a stranger, fit for one line: as it is if printable; else the repr of the
+    string, or of its bytes if it is not UTF-8 (undecodable bytes kept as surrogates, shown as
+    ``b'caf\\xe9.txt'``)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return name if name.isprintable() else repr(name)
+    try:
+        return repr(name.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return ascii(name)
+
+
+def require_utf8(name: str, label: str) -> None:
+    """Refuse a name that is not UTF-8: a zip entry's name is, and the tree becomes a zip."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeArchiveError(
+            f"{label}: {printable(name)}: the name is not UTF-8 (a zip entry's name must be)"
+        ) from None
 
 
 def split_name(name: str, label: str) -> list[str]:
@@ -220,12 +253,14 @@ class TreeWriter:
     def directory(self, name: str) -> None:
         """Create the directory `name` and any missing parents, links on the way resolved inside the
         tree; an existing directory is fine."""
+        require_utf8(name, self.label)
         parts = split_name(name, self.label)
         fd, real = self.walk(parts, create=True, what=name)
         os.close(fd)
         self.written.append(Written("/".join(real), "dir", 0o755))
 
     def _create(self, name: str) -> tuple[int, list[str], str]:
+        require_utf8(name, self.label)
         parts = split_name(name, self.label)
         parent, real = self.walk(parts[:-1], create=True, what=name)
         return parent, real, parts[-1]
@@ -266,6 +301,7 @@ class TreeWriter:
         """Create the link `name` -> `target`; a target that leaves the tree is refused."""
         if not target or "\0" in target:
             raise UnsafeArchiveError(f"{self.label}: {name}: a link with an empty target")
+        require_utf8(target, f"{self.label}: {printable(name)}: its target")
         parent, real, last = self._create(name)
         try:
             absolute, components = self._link_components(target, name)
@@ -402,15 +438,48 @@ def extract_tar(
 ) -> list[Written]:
     """Extract a (compressed) tar through `writer`; `select` maps or skips member names."""
     opened = {"name": source} if isinstance(source, Path) else {"fileobj": source}
+    label = writer.label
     try:
         with tarfile.open(mode="r:*", **opened) as tar:
-            members = tar_members(tar, writer.label, select)
+            members = tar_members(tar, label, select)
             extract_tar_members(tar, members, writer, select=select, reverse=reverse)
-    except (tarfile.TarError, EOFError, zipfile.BadZipFile) as err:
-        raise UnsafeArchiveError(f"{writer.label}: not a readable tar archive: {err}") from None
+            _read_to_end(tar, label)
+    except (tarfile.TarError, zipfile.BadZipFile) as err:
+        raise UnsafeArchiveError(f"{label}: not a readable tar archive: {err}") from None
+    except EOFError:
+        raise UnsafeArchiveError(
+            f"{label} is corrupt (its compressed stream is cut short)"
+        ) from None
+    except (zlib.error, lzma.LZMAError) as err:
+        raise UnsafeArchiveError(f"{label} is corrupt (bad compressed data: {err})") from None
     except OSError as err:
-        raise UnsafeArchiveError(f"{writer.label}: cannot read it: {err}") from None
+        if isinstance(err, gzip.BadGzipFile):
+            raise UnsafeArchiveError(f"{label} is corrupt (gzip: {err})") from None
+        if "Invalid data stream" in str(err):  # bz2's corrupt data
+            raise UnsafeArchiveError(f"{label} is corrupt (bzip2: {err})") from None
+        raise UnsafeArchiveError(f"{label}: cannot read it: {err}") from None
     return writer.finish()
+
+
+def _read_to_end(tar: tarfile.TarFile, label: str) -> None:
+    """After the last member, a tar holds only NUL blocks (the end-of-archive marker and padding).
+
+    tarfile takes a header that fails its checksum after the first as the end of the archive, and a
+    compressed stream's checksum (gzip's CRC-32, xz's check) is only verified at its end: read the
+    rest of the stream to its end and refuse anything but NULs, so that a damaged archive is never
+    half-extracted in silence."""
+    stream = tar.fileobj
+    stream.seek(tar.offset)
+    position = tar.offset
+    while chunk := stream.read(_CHUNK):
+        if chunk.count(0) != len(chunk):
+            at = position + len(chunk) - len(chunk.lstrip(b"\0"))
+            raise UnsafeArchiveError(
+                f"{label} is corrupt (bytes at offset {at:,} of its tar stream, after "
+                f"{len(tar.getmembers())} readable members, are neither a member nor the "
+                "end-of-archive marker: a damaged header or trailing data)"
+            )
+        position += len(chunk)
 
 
 # --- Debian packages (ar archives holding data.tar.*) -----------------------------------------
@@ -466,6 +535,121 @@ def extract_deb(
 MAX_UNPACKED = 4 * 262_144_000
 
 
+def _member_problem(  # noqa: PLR0911 - one reason per way of failing, side by side
+    err: BaseException, info: zipfile.ZipInfo
+) -> str | None:
+    """Why a zip member's data cannot be read, for one line; None if `err` is no such reason."""
+    if isinstance(err, zlib.error | lzma.LZMAError):
+        return f"its compressed data is corrupt ({err})"
+    if isinstance(err, zipfile.BadZipFile):
+        return str(err).replace(f" for file {info.filename!r}", "")  # the name is said already
+    if isinstance(err, RuntimeError) and info.flag_bits & 0x1:
+        return "it is encrypted"
+    if isinstance(err, NotImplementedError):
+        return f"compression method {info.compress_type} is not supported"
+    if isinstance(err, EOFError):
+        return "its data is cut short"
+    if isinstance(err, OSError):  # bz2's corrupt data, or the disk
+        return f"cannot read it ({err})"
+    return None
+
+
+@contextlib.contextmanager
+def reading_member(label: str, info: zipfile.ZipInfo) -> Iterator[None]:
+    """Turn every way a zip member's data can fail to be read (a bad local header, a name that
+    differs from the central directory's, corrupt compressed data, a failed CRC, encryption, an
+    unsupported method) into ``<label>: <member>: <reason>``."""
+    try:
+        yield
+    except (
+        zlib.error,
+        lzma.LZMAError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        NotImplementedError,
+        EOFError,
+        OSError,
+    ) as err:
+        reason = _member_problem(err, info)
+        if reason is None:
+            raise
+        raise UnsafeArchiveError(f"{label}: {printable(info.filename)}: {reason}") from None
+
+
+class _CheckedStream(io.RawIOBase):
+    """A member's stream whose read errors become `UnsafeArchiveError` (see `reading_member`)."""
+
+    def __init__(self, handle: IO[bytes], label: str, info: zipfile.ZipInfo) -> None:
+        super().__init__()
+        self._handle = handle
+        self._label = label
+        self._info = info
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        with reading_member(self._label, self._info):
+            return self._handle.read(-1 if size is None else size)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def seekable(self) -> bool:
+        return self._handle.seekable()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        with reading_member(self._label, self._info):
+            return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
+
+
+class CheckedZipFile(zipfile.ZipFile):
+    """A zip opened for reading whose members can only be read whole and checked: every failure to
+    read one (see `reading_member`) is an `UnsafeArchiveError` naming the zip and the member. The
+    one place pybuild reads zip members: layer zips (verify, diff, smoke, invoke) and wheels."""
+
+    def __init__(self, path: Path, label: str) -> None:
+        super().__init__(path)
+        self.label = label
+
+    def open(  # type: ignore[override]
+        self,
+        name: str | zipfile.ZipInfo,
+        mode: Literal["r"] = "r",
+        pwd: bytes | None = None,
+        *,
+        force_zip64: bool = False,
+    ) -> IO[bytes]:
+        """A member's stream for reading; errors name the zip and the member."""
+        info = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
+        with reading_member(self.label, info):
+            handle = super().open(info, mode, pwd, force_zip64=force_zip64)
+        return io.BufferedReader(_CheckedStream(handle, self.label, info))
+
+
+def open_zip(path: Path, label: str | None = None) -> CheckedZipFile:
+    """Open a zip for reading through `CheckedZipFile`; one line if it is not a readable zip."""
+    label = str(path) if label is None else label
+    try:
+        return CheckedZipFile(path, label)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as err:
+        raise UnsafeArchiveError(f"{label}: cannot read the zip: {err}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class ZipMember:
     """A checked zip member: header, name, kind and permission bits (0644/0755 if none stored)."""
@@ -481,6 +665,11 @@ def _zip_kind(info: zipfile.ZipInfo, label: str) -> tuple[Kind, int]:
     file_type = stat.S_IFMT(unix)
     mode = stat.S_IMODE(unix)
     if info.is_dir() or file_type == stat.S_IFDIR:
+        if info.file_size or info.compress_size:
+            raise UnsafeArchiveError(
+                f"{label}: {printable(info.filename)}: a directory entry holding "
+                f"{info.file_size:,} bytes of data"
+            )
         return "dir", mode or 0o755
     if file_type == stat.S_IFLNK:
         return "symlink", 0o777
@@ -496,7 +685,13 @@ def zip_members(archive: zipfile.ZipFile, label: str) -> list[ZipMember]:
     members: list[ZipMember] = []
     seen: set[str] = set()
     total = 0
+    central = archive.start_dir  # where the central directory starts: every entry is before it
     for info in archive.infolist():
+        if info.header_offset + 30 > central:
+            raise UnsafeArchiveError(
+                f"{label}: {printable(info.filename)}: its local header (at offset "
+                f"{info.header_offset:,}) is not before the central directory"
+            )
         if info.filename[1:2] == ":":
             raise UnsafeArchiveError(f"{label}: member {info.filename!r} has a drive letter")
         name = "/".join(split_name(info.filename, label))
@@ -516,24 +711,30 @@ def zip_members(archive: zipfile.ZipFile, label: str) -> list[ZipMember]:
 def extract_zip(path: Path, writer: TreeWriter) -> list[ZipMember]:
     """Extract a layer zip through `writer` (links first, then directories and files)."""
     label = writer.label
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = zip_members(archive, label)
-            ordered = sorted(members, key=lambda m: (m.kind != "symlink", m.name))
+    with open_zip(path, label) as archive:
+        members = zip_members(archive, label)
+        ordered = sorted(members, key=lambda m: (m.kind != "symlink", m.name))
+        try:
             for member in ordered:
                 if member.kind == "dir":
                     writer.directory(member.name)
                 elif member.kind == "symlink":
-                    target = archive.read(member.info).decode("utf-8", errors="strict")
-                    writer.symlink(member.name, target)
+                    writer.symlink(member.name, zip_link_target(archive, member))
                 else:
                     with archive.open(member.info) as handle:
                         writer.file(member.name, handle, 0o755 if member.mode & 0o111 else 0o644)
-            writer.finish()
-    except UnicodeDecodeError:
-        raise UnsafeArchiveError(f"{label}: a link target is not UTF-8") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as err:
-        raise UnsafeArchiveError(f"{label}: cannot read the zip: {err}") from None
-    except OSError as err:
-        raise UnsafeArchiveError(f"{label}: cannot read the zip: {err}") from None
+        except OSError as err:
+            raise UnsafeArchiveError(f"{label}: cannot extract the zip: {err}") from None
+        writer.finish()
     return members
+
+
+def zip_link_target(archive: CheckedZipFile, member: ZipMember) -> str:
+    """A symlink member's target, which must be UTF-8."""
+    data = archive.read(member.info)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnsafeArchiveError(
+            f"{archive.label}: {member.name}: a link whose target {data!r} is not UTF-8"
+        ) from None

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pybuild.elf.types import ELF_MAGIC, ElfError
-from pybuild.support.extract import UnsafeArchiveError, ZipMember, zip_members
+from pybuild.support.extract import CheckedZipFile, ZipMember, open_zip, zip_members
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +50,26 @@ class ZipDiff:
         return out if limit is None else out[:limit]
 
 
-def _read(path: Path) -> tuple[zipfile.ZipFile, dict[str, ZipMember]]:
+def _read(path: Path) -> tuple[CheckedZipFile, dict[str, ZipMember]]:
+    archive = open_zip(path)
     try:
-        archive = zipfile.ZipFile(path)
         return archive, {m.name: m for m in zip_members(archive, str(path))}
-    except (zipfile.BadZipFile, OSError) as err:
-        raise UnsafeArchiveError(f"{path}: cannot read the zip: {err}") from None
+    except BaseException:
+        archive.close()
+        raise
+
+
+_LOCAL_HEADER = 30
+
+
+def _stored(data: bytes, info: zipfile.ZipInfo) -> bytes:
+    """An entry's bytes as stored: its local header, name, extra field and compressed data."""
+    start = info.header_offset
+    header = data[start : start + _LOCAL_HEADER]
+    if len(header) < _LOCAL_HEADER:
+        return header
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return data[start : start + _LOCAL_HEADER + name_length + extra_length + info.compress_size]
 
 
 def _elf_detail(a: bytes, b: bytes) -> str:
@@ -135,6 +150,14 @@ def diff_zips(path_a: Path, path_b: Path) -> ZipDiff:
                 details.insert(
                     0, _content_detail(name, archive_a.read(ma.info), archive_b.read(mb.info))
                 )
+            elif bytes_a != bytes_b and _stored(bytes_a, ma.info) != _stored(bytes_b, mb.info):
+                # the central records agree but the stored bytes do not: read both (each checked
+                # against its CRC, so a damaged entry is an error naming it, not a silent "same")
+                content_a, content_b = archive_a.read(ma.info), archive_b.read(mb.info)
+                if content_a != content_b:
+                    details.insert(0, _content_detail(name, content_a, content_b))
+                elif not details:
+                    details.append("local header or compressed bytes differ (the same content)")
             if details:
                 changed.append(Change(name, "; ".join(details)))
         archive_only = []
