@@ -193,6 +193,24 @@ def test_a_special_file_is_never_opened(
     assert capsys.readouterr().err == f"error: {root / name}: not a regular file (a FIFO)\n"
 
 
+@pytest.mark.timeout(20, method="signal")  # is_zipfile on a FIFO waited for a writer forever
+def test_a_special_file_given_as_the_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "layer.zip"
+    os.mkfifo(fifo)
+    assert main(["verify", str(fifo), "--arch", "aarch64", "--glibc", "2.34"]) == 2
+    assert (
+        capsys.readouterr().err == f"error: {fifo}: neither a directory nor a zip file (a FIFO)\n"
+    )
+    assert main(["report", str(fifo)]) == 2
+    assert capsys.readouterr().err == f"error: {fifo}: not a regular file (a FIFO)\n"
+    assert main(["diff", "/dev/null", str(fifo)]) == 2
+    assert capsys.readouterr().err == (
+        "error: /dev/null: not a regular file (a character device)\n"
+    )
+
+
 def test_all_problems_at_once_zip_and_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

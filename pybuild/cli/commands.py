@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pybuild.errors import PybuildError
+from pybuild.support.inputs import file_kind
 from pybuild.ui import Ui
 
 if TYPE_CHECKING:
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 
 def _require_files(*paths: Path) -> None:
     for path in paths:
-        if not path.is_file():
+        if not path.exists():
             raise PybuildError(f"{path}: no such file")
+        if not path.is_file():
+            raise PybuildError(f"{path}: not a regular file ({file_kind(path.stat().st_mode)})")
 
 
 def lock(args: argparse.Namespace, ui: Ui) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from pybuild.model.versions import GlibcVersion
 from pybuild.stages.archive import SMALL_LINK_TARGET
 from pybuild.support.extract import open_zip, zip_link_target, zip_members
 from pybuild.support.fsutil import tree_entries
-from pybuild.support.inputs import open_regular
+from pybuild.support.inputs import file_kind, open_regular
 
 _SO_NAME = re.compile(r".*\.so(\.\d+)*")
 _INTERPRETER = re.compile(r"python/bin/python3\.\d+")
@@ -468,6 +469,9 @@ def verify_path(path: Path, target: VerifyTarget, interpreter: str | None = None
     """Verify a layer directory or a layer zip."""
     if path.is_dir():
         return verify_layer(DirectoryView(path), target, interpreter)
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):  # a FIFO would wait for a writer forever
+        raise PybuildError(f"{path}: neither a directory nor a zip file ({file_kind(mode)})")
     if zipfile.is_zipfile(path):
         view = ZipView(path)
         with view.archive:
