@@ -38,7 +38,7 @@ from pybuild.elf.types import looks_like_elf
 from pybuild.errors import PybuildError
 from pybuild.model.layerfile import SymlinkPolicy
 from pybuild.model.tree import EntryKind, Tree
-from pybuild.support.fsutil import AtomicFile, tree_entries
+from pybuild.support.fsutil import AtomicFile, resolve_path, tree_entries
 from pybuild.ui import Ui
 
 EPOCH_1980 = 315_532_800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
@@ -291,8 +291,8 @@ def _content(source: Source) -> tuple[str, int, bytes]:
 def _small_link_target(root: Path, link: Path) -> Path | None:
     """The file `link` points to, if it is a small regular file inside `root`."""
     try:
-        target = link.resolve(strict=True)
-        target.relative_to(root.resolve())
+        target = resolve_path(link, strict=True)
+        target.relative_to(resolve_path(root))
     except (OSError, ValueError):
         return None
     if not target.is_file() or target.stat().st_size > SMALL_LINK_TARGET:

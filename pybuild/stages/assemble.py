@@ -39,6 +39,7 @@ from pybuild.model.lockfile import LockedRuntime
 from pybuild.model.tree import LAYER, Owner, Removal, Tree, TreeError, wheel_owner
 from pybuild.runtimes import RuntimeProvider
 from pybuild.support.extract import CheckedZipFile, TreeWriter, printable
+from pybuild.support.fsutil import resolve_path
 
 
 class AssembleError(PybuildError):
@@ -278,8 +279,8 @@ def _refuse_links_on_the_way(source: Path, project: Path) -> None:
     is written relative to (``lnk/pkg`` with ``lnk`` pointing elsewhere): where it really is must
     be where it reads (links above the project, such as a system's /tmp, do not matter)."""
     written = os.path.relpath(source, project)  # textually, as the layer file gives it
-    reads = Path(os.path.normpath(project.resolve() / written))
-    real = source.resolve()
+    reads = Path(os.path.normpath(resolve_path(project) / written))
+    real = resolve_path(source)
     if real != reads:
         raise AssembleError(
             f"[include] {printable(str(source))}: a symbolic link on its path leads to "

@@ -198,11 +198,11 @@ def reclaim_stale(directory: Path, *, prefix: str = "") -> int:
     return removed
 
 
-def resolve_path(path: Path) -> Path:
+def resolve_path(path: Path, *, strict: bool = False) -> Path:
     """`path` made absolute with every link resolved (`Path.resolve`); a loop of links is an
     OSError naming `path` (ELOOP), not the RuntimeError of Python 3.11's `Path.resolve`."""
     try:
-        return path.resolve()
+        return path.resolve(strict=strict)
     except RuntimeError:
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
 
